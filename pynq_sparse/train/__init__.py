@@ -1,0 +1,1 @@
+"""Training, quantisation-aware fine-tuning and export (needs the `train` extra: torch, onnx)."""

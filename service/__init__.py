@@ -1,0 +1,1 @@
+"""Keyword-spotting web service (pynq_sparse.service)."""

@@ -1,0 +1,53 @@
+"""Packaging for pynq-sparse (PYNQ conventions: pynq.notebooks and pynq.overlays entry points).
+
+Usage::
+
+    pip install .                       # inference: front end, golden model, backends, driver
+    pip install .[train]                # + PyTorch training and ONNX export
+    pip install .[service]              # + FastAPI/uvicorn service and microphone demo
+    pip install --no-build-isolation .  # on a PYNQ image, to build against its installed pynq
+"""
+from setuptools import find_packages, setup
+
+packages = find_packages(include=["pynq_sparse", "pynq_sparse.*"])
+packages += ["pynq_sparse.host", "pynq_sparse.service", "pynq_sparse.overlays"]
+packages += ["pynq_sparse.service." + p for p in find_packages(where="service")]
+
+setup(
+    name="pynq-sparse",
+    version="0.1.0",
+    description="Sparse-sparse (Complementary Sparsity) keyword spotting on PYNQ FPGA boards, "
+                "with a bit-exact golden model, fast CPU backend and emulated overlay",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.8",
+    packages=packages,
+    package_dir={"pynq_sparse.host": "host", "pynq_sparse.service": "service",
+                 "pynq_sparse.overlays": "overlays"},
+    package_data={
+        "pynq_sparse": ["data/models/*.pskw", "data/models/*.onnx", "data/models/*.json",
+                        "data/samples/*.wav", "data/samples/*.md", "data/samples/LICENSE"],
+        "pynq_sparse.overlays": ["*/*.hwh", "*/*.bit", "*/*.link", "*/*.xclbin", "*/*.json"],
+        "pynq_sparse.service": ["static/*"],
+    },
+    install_requires=[
+        "numpy>=1.22,<2",
+        "scipy>=1.8",
+        "librosa>=0.10",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "numba>=0.56",
+        "pynq>=3.0",
+    ],
+    extras_require={
+        "train": ["torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16"],
+        "service": ["fastapi>=0.100", "uvicorn[standard]>=0.23", "prometheus_client>=0.17",
+                    "python-multipart>=0.0.6", "sounddevice>=0.4"],
+    },
+    entry_points={
+        "console_scripts": ["pynq-sparse=pynq_sparse.cli:main"],
+        "pynq.notebooks": ["pynq-sparse = pynq_sparse.notebooks"],
+        "pynq.overlays": ["pynq-sparse = pynq_sparse.overlays"],
+    },
+)
