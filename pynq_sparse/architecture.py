@@ -57,9 +57,9 @@ class LayerSpec:
 
 
 ARCHITECTURE: tuple[LayerSpec, ...] = (
-    LayerSpec("conv1", "conv", (1, 32, 32), 64, 5, 2, 8, 0.095),   # k = 1192 of 64x14x14
-    LayerSpec("conv2", "conv", (64, 14, 14), 64, 5, 2, 8, 0.10),   # k = 160 of 64x5x5
-    LayerSpec("fc1", "fc", (1600,), 1500, 0, 1, 25, 0.10),         # k = 150 of 1500
+    LayerSpec("conv1", "conv", (1, 32, 32), 64, 5, 2, 4, 0.12),    # k = 1505 of 64x14x14
+    LayerSpec("conv2", "conv", (64, 14, 14), 64, 5, 2, 8, 0.12),   # k = 192 of 64x5x5
+    LayerSpec("fc1", "fc", (1600,), 1500, 0, 1, 25, 0.12),         # k = 180 of 1500
     LayerSpec("fc2", "fc", (1500,), 12, 0, 1, 1, 0.0),             # scores
 )
 

@@ -28,18 +28,8 @@ BENCHES = ("frontend", "cpu", "host")
 
 
 def _backend(model, name: str):
-    """A scoring backend for `model`: the fast CPU one when available, else the golden reference."""
-    try:
-        from .backends import get_backend
-    except ImportError:
-        from .golden import golden_scores
-
-        class _Golden:
-            name = "golden"
-
-            def scores(self, words: np.ndarray) -> np.ndarray:
-                return golden_scores(model, words)
-        return _Golden()
+    """A scoring backend for `model` ("auto": the fast CPU one when numba imports, else golden)."""
+    from .backends import get_backend
     return get_backend(name, model)
 
 
@@ -80,14 +70,14 @@ def format_confusion(cm: np.ndarray, names: list[str]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .dataset import load_split, read_split_audio
+    from .dataset import load_split, read_audio
     from .frontend import FastFrontend
     from .golden import predict
     from .model_file import load_model
     model = load_model(args.model)
     examples = load_split(args.data, args.split, list_file=args.list)
     t0 = time.time()
-    words = FastFrontend().words(read_split_audio(examples))
+    words = FastFrontend().words(read_audio(examples))
     scores = _backend(model, args.backend).scores(words)
     pred = predict(scores)
     labels = np.array([e.label for e in examples])
@@ -104,7 +94,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     print(f"model_id: {model.model_id:#010x}  labels: {' '.join(model.labels)}")
     for key, value in sorted(model.info.items()):
-        print(f"  {key}: {value}")
+        if not isinstance(value, (dict, list)):       # scalars only; info["quant"] holds per-channel scales
+            print(f"  {key}: {value}")
     print(f"{'layer':6} {'kind':4} {'input':>12} {'output':>12} {'n_pack':>6} {'k':>5} {'dense':>9} "
           f"{'nonzero':>8} {'density':>8} {'acc_bits':>8}")
     for layer in model.layers:
@@ -153,6 +144,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return status
 
 
+def sample_label(file_name: str) -> str:
+    """Class of a bundled sample from its name `<class>__<original name>`."""
+    from .architecture import LABELS
+    return max((lab for lab in LABELS if file_name.startswith(lab + "__")), key=len, default="")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: classify the bundled real clips on the default backend and show the result."""
     paths = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
@@ -161,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = classify_files(paths, args.model, args.backend)
     correct = 0
     for r in results:
-        truth = Path(r["path"]).name.split("__")[0]
+        truth = sample_label(Path(r["path"]).name)
         correct += truth == r["label"]
         print(f"{Path(r['path']).name:40} -> {r['label']:10} ({r['confidence']:.3f})")
     print(f"{correct}/{len(results)} sample clips classified as their folder label")

@@ -19,14 +19,14 @@ N = 16000
 class AugmentConfig:
     p_shift: float = 0.8         # probability of a time shift
     max_shift: int = 2400        # samples (150 ms) either way
-    p_speed: float = 0.5         # probability of a speed change
+    p_speed: float = 0.4         # probability of a speed change
     speed_range: float = 0.15    # factor in [1 - r, 1 + r]
     p_gain: float = 0.5          # amplitude x U(0.7, 1.1) before noise is added
-    p_bg_noise: float = 0.6      # probability of mixing a real background-noise segment
-    snr_db: tuple = (0.0, 25.0)  # SNR range for background noise
-    p_blend: float = 0.25        # Numenta's blend x*(1-a) + a*U(-1,1)
-    blend_max: float = 0.15      # largest a used in training
-    p_specmask: float = 0.5      # SpecAugment-style masking of the int8 word
+    p_bg_noise: float = 0.5      # probability of mixing a real background-noise segment
+    snr_db: tuple = (5.0, 30.0)  # SNR range for background noise
+    p_blend: float = 0.15        # Numenta's blend x*(1-a) + a*U(-1,1)
+    blend_max: float = 0.1       # largest a used in training
+    p_specmask: float = 0.4      # SpecAugment-style masking of the int8 word
     max_mask: int = 4            # widest time / mel mask
 
 

@@ -43,10 +43,12 @@ def to_sparse_model(q: QuantSparseCNN, info: dict[str, Any] | None = None) -> Sp
     """Integer model whose golden inference equals `q`'s fake-quantised forward (up to M rounding)."""
     layers = []
     score_scale = 1.0
+    scales: dict[str, Any] = {"act_scale": [float(v) for v in q.act_scale], "weight_scale": {}}
     for i, (name, spec) in enumerate(zip(q.names, q.specs)):
         w = (getattr(q, f"{name}_w") * getattr(q, f"{name}_mask")).reshape(spec.out_channels, -1)
         _, s_w = q.layer_weights(i)
         s_w = s_w.double().numpy()
+        scales["weight_scale"][name] = [float(v) for v in s_w]
         w_int = np.clip(np.floor(w.double().numpy() / s_w[:, None] + 0.5), -127, 127).astype(np.int64)
         s_x = q.input_scale(i)
         bias_scale = s_x * s_w
@@ -71,7 +73,7 @@ def to_sparse_model(q: QuantSparseCNN, info: dict[str, Any] | None = None) -> Sp
                             packed_weights=_pack(w_int, owner, spec.n_pack), owner=owner.astype(np.uint8),
                             bias=bias.astype(np.int32), requant_mult=mult, requant_shift=shift))
     model = SparseModel(layers=layers, labels=list(LABELS), frontend=dict(FRONTEND), input_scale=1.0 / 127.0,
-                        score_scale=score_scale, info=dict(info or {}))
+                        score_scale=score_scale, info={**(info or {}), "quant": scales})
     validate_model(model)
     return model
 

@@ -12,6 +12,7 @@ Usage::
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -86,13 +87,14 @@ class KWinners(nn.Module):
 class SparseCNN(nn.Module):
     """Whitepaper Table 1 CNN. ``dense=True`` gives the dense baseline (no masks, ReLU, no k-WTA)."""
 
-    def __init__(self, seed: int = 0, dense: bool = False, boost_strength: float = 1.5):
+    def __init__(self, seed: int = 0, dense: bool = False, boost_strength: float = 1.5,
+                 specs: tuple[LayerSpec, ...] = ARCHITECTURE):
         super().__init__()
         self.dense = dense
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        c1, c2, f1, f2 = ARCHITECTURE
-        self.specs = ARCHITECTURE
+        c1, c2, f1, f2 = specs
+        self.specs = specs
         self.conv1 = nn.Conv2d(1, c1.out_channels, c1.kernel_size)
         self.conv2 = nn.Conv2d(c2.in_shape[0], c2.out_channels, c2.kernel_size)
         self.fc1 = nn.Linear(f1.fan_in, f1.out_channels)
@@ -100,7 +102,7 @@ class SparseCNN(nn.Module):
         self.bn1 = nn.BatchNorm2d(c1.out_channels, affine=False)
         self.bn2 = nn.BatchNorm2d(c2.out_channels, affine=False)
         self.bn3 = nn.BatchNorm1d(f1.out_channels, affine=False)
-        for name, spec in zip(("conv1", "conv2", "fc1", "fc2"), ARCHITECTURE):
+        for name, spec in zip(("conv1", "conv2", "fc1", "fc2"), specs):
             mod = getattr(self, name)
             if dense:
                 mask = torch.ones(spec.out_channels, spec.fan_in)
@@ -113,7 +115,7 @@ class SparseCNN(nn.Module):
             self.register_buffer(f"{name}_mask", mask.reshape(mod.weight.shape))
             self.register_buffer(f"{name}_owner", torch.from_numpy(owner))
         self.kwta = nn.ModuleList([
-            KWinners(int(np.prod(s.out_shape)), s.k, boost_strength) for s in ARCHITECTURE[:3]])
+            KWinners(int(np.prod(s.out_shape)), s.k, boost_strength) for s in specs[:3]])
         self.apply_masks()
 
     @property
@@ -139,6 +141,27 @@ class SparseCNN(nn.Module):
     def set_boost(self, strength: float) -> None:
         for kw in self.kwta:
             kw.boost_strength = strength
+
+
+def specs_of(model) -> tuple[LayerSpec, ...]:
+    """The LayerSpecs of an exported SparseModel (n_pack and k as stored in the file)."""
+    out = []
+    for layer in model.layers:
+        n_out = int(np.prod(layer.out_shape))
+        out.append(LayerSpec(layer.name, layer.kind, tuple(layer.in_shape), layer.out_channels, layer.kernel_size,
+                             layer.pool, layer.n_pack, layer.k / n_out))
+    return tuple(out)
+
+
+def make_specs(n_pack: str = "", percent_on: str = "") -> tuple[LayerSpec, ...]:
+    """ARCHITECTURE with optional overrides, e.g. n_pack="4,8,25,1", percent_on="0.12,0.12,0.12"."""
+    specs = list(ARCHITECTURE)
+    if n_pack:
+        specs = [dataclasses.replace(s, n_pack=int(v)) for s, v in zip(specs, n_pack.split(","))]
+    if percent_on:
+        vals = [float(v) for v in percent_on.split(",")] + [0.0]
+        specs = [dataclasses.replace(s, percent_on=v) for s, v in zip(specs, vals)]
+    return tuple(specs)
 
 
 # --- quantisation-aware model -------------------------------------------------
@@ -230,6 +253,27 @@ class QuantSparseCNN(nn.Module):
             hi = torch.quantile(pos[torch.randperm(pos.numel())[:200_000]], percentile / 100.0)
             self.act_scale[i] = hi / 127.0
             x = self.layer(i, x, quant_act=True)
+
+    @classmethod
+    def from_sparse_model(cls, model) -> "QuantSparseCNN":
+        """Rebuild the fake-quantised PyTorch model from an exported SparseModel (needs info["quant"])."""
+        scales = model.info["quant"]
+        q = cls(SparseCNN(seed=0, specs=specs_of(model)))
+        with torch.no_grad():
+            for name, layer in zip(cls.names, model.layers):
+                s_w = torch.tensor(scales["weight_scale"][name], dtype=torch.float64)
+                dense = torch.from_numpy(layer.dense_weights().astype(np.float64))
+                w = dense * s_w[:, None]
+                getattr(q, f"{name}_w").copy_(w.reshape(getattr(q, f"{name}_w").shape).float())
+                i = cls.names.index(name)
+                s_x = 1.0 / 127.0 if i == 0 else scales["act_scale"][i - 1]
+                getattr(q, f"{name}_b").copy_((torch.from_numpy(layer.bias.astype(np.float64)) * s_x * s_w).float())
+                mask = (torch.from_numpy(layer.owner.astype(np.int64))[torch.arange(layer.out_channels) // layer.n_pack]
+                        == (torch.arange(layer.out_channels) % layer.n_pack)[:, None])
+                getattr(q, f"{name}_mask").copy_(mask.float().reshape(getattr(q, f"{name}_mask").shape))
+                getattr(q, f"{name}_owner").copy_(torch.from_numpy(layer.owner))
+            q.act_scale.copy_(torch.tensor(scales["act_scale"]))
+        return q
 
     @classmethod
     def from_float(cls, net: SparseCNN, calib: torch.Tensor) -> "QuantSparseCNN":

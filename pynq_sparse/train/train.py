@@ -27,24 +27,24 @@ import torch.nn.functional as F
 
 from ..architecture import KEYWORDS, LABELS
 from ..audio import fix_length, load_audio
-from ..dataset import load_split, read_split_audio
+from ..dataset import load_split, read_audio
 from ..frontend import FastFrontend
 from ..golden import golden_scores
 from ..model_file import save_model
 from .augment import AugmentConfig, Augmenter
 from .export import export_onnx, to_sparse_model
-from .network import QuantSparseCNN, SparseCNN
+from .network import QuantSparseCNN, SparseCNN, make_specs
 
 
 @dataclass
 class TrainConfig:
     data: str = "../shared/data/gsc_v2_dev"   # GSC folder (dev or full layout)
     synth: str = ""                # folder of synthetic clips with manifest.csv ("" = none)
-    synth_max_per_class: int = 400  # cap synthetic clips per class (keep real speech dominant)
+    synth_max_per_class: int = 300  # cap synthetic clips per class (keep real speech dominant)
     out: str = "build/train"       # output folder
     seed: int = 0                  # masks, init, augmentation and sampling
-    epochs: int = 40               # float training epochs (sparse and dense each)
-    qat_epochs: int = 10           # quantisation-aware fine-tuning epochs
+    epochs: int = 30               # float training epochs (sparse and dense each)
+    qat_epochs: int = 6            # quantisation-aware fine-tuning epochs
     batch_size: int = 64
     lr: float = 2e-3               # AdamW peak learning rate (one-cycle schedule)
     qat_lr: float = 2e-4
@@ -54,6 +54,12 @@ class TrainConfig:
     boost_decay: float = 0.9
     threads: int = 2
     train_dense: bool = True       # also train the dense baseline
+    limit: int = 0                 # > 0: use at most this many clips per split (smoke tests)
+    n_pack: str = ""               # per-layer n_pack override, e.g. "4,8,25,1" ("" = architecture.py)
+    percent_on: str = ""           # k-WTA share override for the 3 hidden layers, e.g. "0.12,0.12,0.12"
+    teacher: str = ""              # dense_float.pt of a trained dense baseline: distil from it ("" = off)
+    distill_weight: float = 0.5    # share of the distillation loss (KL at distill_temp) in the total
+    distill_temp: float = 4.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -104,9 +110,21 @@ def per_class(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {LABELS[c]: float(np.mean(pred[labels == c] == c)) for c in range(len(LABELS)) if np.any(labels == c)}
 
 
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+            teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy with label smoothing, plus Hinton distillation from a teacher when given."""
+    ce = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    if teacher_logits is None:
+        return ce
+    t = cfg.distill_temp
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher_logits / t, 1), reduction="batchmean")
+    return (1 - cfg.distill_weight) * ce + cfg.distill_weight * t * t * kl
+
+
 def fit(net: torch.nn.Module, cfg: TrainConfig, train: tuple[np.ndarray, np.ndarray], val_words: np.ndarray,
         val_labels: np.ndarray, frontend: FastFrontend, aug: Augmenter, epochs: int, lr: float,
-        rng: np.random.Generator, tag: str) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+        rng: np.random.Generator, tag: str,
+        teacher: torch.nn.Module | None = None) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
     """Train `net` for `epochs` with fresh augmentation each epoch; keep the best validation state."""
     audio, labels = train
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
@@ -126,7 +144,12 @@ def fit(net: torch.nn.Module, cfg: TrainConfig, train: tuple[np.ndarray, np.ndar
         nb = len(order) // cfg.batch_size
         for b in range(nb):
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-            loss = F.cross_entropy(net(to_input(words[sl])), y[sl], label_smoothing=cfg.label_smoothing)
+            x = to_input(words[sl])
+            t_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(x)
+            loss = loss_fn(net(x), y[sl], cfg, t_logits)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -135,7 +158,7 @@ def fit(net: torch.nn.Module, cfg: TrainConfig, train: tuple[np.ndarray, np.ndar
                 step += 1
             if hasattr(net, "apply_masks"):
                 net.apply_masks()
-            total += float(loss)
+            total += loss.item()
         val_acc = accuracy(predict_logits(net, val_words), val_labels)
         history.append({"epoch": epoch, "loss": total / max(1, nb), "val_acc": val_acc, "seconds": time.time() - t0})
         log(f"{tag} epoch {epoch + 1}/{epochs} loss {total / max(1, nb):.4f} val {val_acc:.4f} "
@@ -155,7 +178,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     frontend = FastFrontend()
     log(f"loading {cfg.data}")
     splits = {s: load_split(cfg.data, s) for s in ("train", "validation", "testing")}
-    audio = {s: read_split_audio(ex) for s, ex in splits.items()}
+    if cfg.limit > 0:
+        splits = {s: [ex[i] for i in sorted(rng.permutation(len(ex))[:cfg.limit])] for s, ex in splits.items()}
+    audio = {s: read_audio(ex) for s, ex in splits.items()}
     labels = {s: np.array([e.label for e in ex], np.int64) for s, ex in splits.items()}
     silence = labels["train"] == LABELS.index("_silence_")
     noise_bank = audio["train"][silence]
@@ -173,10 +198,18 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     report: dict[str, Any] = {"config": asdict(cfg), "n_train": int(len(train_labels)), "n_synthetic": n_synth,
                               "n_validation": int(len(labels["validation"])), "n_test": int(len(labels["testing"]))}
 
+    teacher = None
+    if cfg.teacher:
+        teacher = SparseCNN(seed=cfg.seed, dense=True)
+        teacher.load_state_dict(torch.load(cfg.teacher, map_location="cpu"))
+        teacher.eval()
+        report["teacher"] = {"path": cfg.teacher, "test_acc": accuracy(predict_logits(teacher, words["testing"]),
+                                                                       labels["testing"])}
+
     # 1. sparse float training
-    net = SparseCNN(seed=cfg.seed, boost_strength=cfg.boost_strength)
+    net = SparseCNN(seed=cfg.seed, boost_strength=cfg.boost_strength, specs=make_specs(cfg.n_pack, cfg.percent_on))
     net, hist = fit(net, cfg, (train_audio, train_labels), words["validation"], labels["validation"], frontend, aug,
-                    cfg.epochs, cfg.lr, rng, "sparse")
+                    cfg.epochs, cfg.lr, rng, "sparse", teacher)
     torch.save(net.state_dict(), out / "sparse_float.pt")
     export_onnx(net, out / "gsc_sparse_fp32.onnx")
     report["sparse_float"] = {"history": hist, "test_acc": accuracy(predict_logits(net, words["testing"]),
@@ -186,7 +219,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     calib = to_input(words["train"][rng.permutation(len(words["train"]))[:2000]])
     qnet = QuantSparseCNN.from_float(net.eval(), calib)
     qnet, qhist = fit(qnet, cfg, (train_audio, train_labels), words["validation"], labels["validation"], frontend,
-                      aug, cfg.qat_epochs, cfg.qat_lr, rng, "qat")
+                      aug, cfg.qat_epochs, cfg.qat_lr, rng, "qat", teacher)
     torch.save(qnet.state_dict(), out / "sparse_qat.pt")
     q_logits = predict_logits(qnet, words["testing"])
     model = to_sparse_model(qnet, info={"trained": time.strftime("%Y-%m-%d"), "seed": cfg.seed,
@@ -220,11 +253,11 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    for name in ("data", "synth", "out"):
-        p.add_argument(f"--{name}", default=getattr(d, name))
-    for name in ("seed", "epochs", "qat_epochs", "batch_size", "threads", "synth_max_per_class"):
+    for name in ("data", "synth", "out", "teacher", "n_pack", "percent_on"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=getattr(d, name))
+    for name in ("seed", "epochs", "qat_epochs", "batch_size", "threads", "synth_max_per_class", "limit"):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(d, name))
-    for name in ("lr", "qat_lr", "weight_decay"):
+    for name in ("lr", "qat_lr", "weight_decay", "distill_weight", "distill_temp"):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=getattr(d, name))
     p.add_argument("--no-dense", dest="train_dense", action="store_false", help="skip the dense baseline")
 
