@@ -24,7 +24,7 @@ import numpy as np
 from .errors import PynqSparseError
 
 SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
-BENCHES = ("frontend", "cpu", "host")
+BENCHES = ("frontend", "cpu", "host", "service")
 
 
 def _backend(model, name: str):
@@ -151,18 +151,26 @@ def sample_label(file_name: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job: classify the bundled real clips on the default backend and show the result."""
+    """The main job: the bundled real clips through KeywordSpotter (FPGA, else the emulated overlay), then serve."""
+    from .spotter import KeywordSpotter
     paths = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
     if not paths:
         raise PynqSparseError(f"no sample clips in {SAMPLES_DIR}")
-    results = classify_files(paths, args.model, args.backend)
+    with KeywordSpotter(model=args.model, backend=args.backend) as spotter:
+        print(f"backend: {spotter.backend_name}")
+        results = spotter.classify_batch(paths)
     correct = 0
-    for r in results:
-        truth = sample_label(Path(r["path"]).name)
-        correct += truth == r["label"]
-        print(f"{Path(r['path']).name:40} -> {r['label']:10} ({r['confidence']:.3f})")
+    for path, r in zip(paths, results):
+        correct += sample_label(Path(path).name) == r.label
+        print(f"{Path(path).name:45} -> {r.label:10} ({r.confidence:.3f})")
     print(f"{correct}/{len(results)} sample clips classified as their folder label")
-    return 0
+    if not args.serve:
+        return 0
+    from pynq_sparse.service.cli import add_serve_arguments, run_serve
+    serve = argparse.ArgumentParser()
+    add_serve_arguments(serve)
+    print("starting the service: open http://127.0.0.1:8000/ (live microphone demo) or /docs; Ctrl-C stops it")
+    return run_serve(serve.parse_args([]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,9 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("which", choices=BENCHES + ("all",))
     sp.add_argument("rest", nargs=argparse.REMAINDER)
 
-    sp = add("run", cmd_run, "the main job of `make run`")
+    sp = add("run", cmd_run, "the main job of `make run`: classify the bundled clips, then serve")
     sp.add_argument("--model", default=None)
-    sp.add_argument("--backend", default="auto")
+    sp.add_argument("--backend", default="auto", help="auto, fpga, emulated, cpu or golden")
+    sp.add_argument("--no-serve", dest="serve", action="store_false", help="only classify the bundled clips")
+
+    from pynq_sparse.service.cli import add_listen_arguments, add_serve_arguments, run_listen, run_serve
+    sp = add("serve", run_serve, "start the keyword-spotting web service (uvicorn)")
+    add_serve_arguments(sp)
+    sp = add("listen", run_listen, "live keyword spotting from a microphone (or --from-file)")
+    add_listen_arguments(sp)
     return p
 
 

@@ -95,3 +95,11 @@ def test_corrupt_model_file_is_reported(tmp_path):
 @pytest.mark.parametrize("cmd", [["train", "--help"], ["bench", "--help"], ["run", "--help"]])
 def test_subcommands_have_help(cmd):
     assert "usage:" in cli(*cmd).stdout
+
+
+def test_run_classifies_the_bundled_clips_on_the_emulated_overlay():
+    out = cli("run", "--no-serve").stdout.strip().splitlines()
+    assert out[0].startswith("backend: emulated")
+    assert len([line for line in out if " -> " in line]) == 12
+    m = re.fullmatch(r"(\d+)/12 sample clips classified as their folder label", out[-1])
+    assert m and int(m.group(1)) >= 9
