@@ -6,7 +6,7 @@ SHARED  ?= $(abspath ../shared)
 APT_PKGS := iverilog yosys espeak-ng sox flite libportaudio2 libsndfile1 chromium chromium-driver
 export PYNQ_SPARSE_SHARED := $(SHARED)
 
-.PHONY: run test bench system-deps clean-venv help
+.PHONY: run test bench model-card system-deps clean-venv help
 
 help:
 	@echo "make run    - set up .venv and run the keyword-spotting job on the emulated overlay"
@@ -37,6 +37,9 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP) system-deps
 	$(PY) -m pynq_sparse.cli bench all
+
+model-card: $(STAMP)
+	$(PY) -m pynq_sparse.model_card --data $(SHARED)/data/gsc_v2_dev --out docs/model_card.md
 
 clean-venv:
 	rm -rf $(VENV)
