@@ -1,0 +1,609 @@
+"""Fast CPU backend: the golden integer model computed sparse-sparse, compiled with numba.
+
+Bit-exact with `pynq_sparse.golden` (docs/golden_model.md): the same int8 weights and
+activations, int32 accumulators (the file's accumulator bound makes every partial sum
+fit in int32, in any order), the same int64 requantisation and the same k-WTA winners
+(histogram threshold, ties to the lowest flattened (C, H, W) index). Only the order of
+the additions differs, and exact integer addition does not care.
+
+How each layer uses Complementary Sparsity (per word, on one core):
+
+* **conv1** sees a dense input word. Each kernel keeps only the taps it owns (``n_pack``
+  kernels share one packed 5x5 kernel: 3-4 taps each for n_pack 8, 6-7 for n_pack 4) as
+  a list of (input offset, weight). The word is split once into its 4 polyphase
+  components (even/odd rows x even/odd columns), so that each of the 4 positions of a 2x2
+  pooling window is a contiguous shifted slice. Kernels with up to 4 taps take one
+  vectorised pass that computes the 4 accumulators of every window and their max (the
+  pool); others take one pass per window position, 8 taps at a time. The int64
+  requantisation follows in the same vector loop style.
+* **k-WTA** finds the contract's threshold ``T`` (the largest ``t`` with
+  ``count(v >= t) >= k``, what the 128-bin histogram gives) by a binary search on counts,
+  each count testing 8 uint8 cells per uint64 operation; then it lists the winning cells
+  in ascending flattened index order, branch-free, 8 cells per step (a 256-entry table
+  turns the 8-bit "cell >= T" mask into positions); cells equal to ``T`` win lowest index
+  first until ``k`` are taken. Consumers read the winners' values from the cells.
+* **conv2** visits only the winners of k-WTA 1. A winner ``(ci, y, x)`` reaches the
+  output positions ``(y - ky, x - kx)``; for each it multiplies its value with the packed
+  weight row of fan-in ``i = ci*25 + ky*5 + kx`` (``G`` = 8 packed kernels) and routes
+  each product to its owner kernel ``g*n_pack + owner[g][i]``. x86 AVX2 and ARM NEON
+  have no scatter instruction, so the routing is done once, offline: the row of ``G``
+  packed weights is laid out over the ``C_out`` lanes of an output position's accumulator
+  row, each weight at its owner's lane (zeros elsewhere, 1 lane in ``n_pack`` used). One
+  winner and one kernel row ``ky`` then update one contiguous run of ``n_kx * C_out``
+  int32 accumulators that the compiler vectorises (the table stores kx reversed so that
+  the table run and the accumulator run advance together). On this machine that beats
+  eight scalar scatter-adds per tap (see docs/benchmarks/cpu.md).
+* **fc1** and **fc2** visit the winners of the previous k-WTA: winner ``i`` reads its
+  contiguous packed row ``[i, 0:G]`` (the packed weights transposed at load time) and adds
+  ``value * w`` to the owner kernel, whose index ``g*n_pack + owner`` is precomputed.
+
+Batches are split over worker threads (the kernels release the GIL); each thread owns
+its scratch buffers, allocated once, so the hot loop allocates nothing.
+
+Usage::
+
+    from pynq_sparse.backends.cpu_sparse import SparseCpuBackend
+    backend = SparseCpuBackend(load_model())        # threads=None: every core
+    backend.warmup()                                 # compile, or load numba's cached code
+    scores = backend.scores(words)                   # int8 [B, 32, 32] -> int32 [B, 12]
+    one = backend.score_one(words[0])                # int32 [12]
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+from ..errors import InvalidModelError
+from ..golden import check_words
+from ..model_file import ACT_MAX, SparseModel, accumulator_bits
+
+_CELLS = 8                     # k-WTA tests 8 uint8 cells (one uint64) at a time
+_ONES = np.uint64(0x0101010101010101)
+_HIGH_BITS = np.uint64(0x8080808080808080)
+_MOVEMASK = np.uint64(0x0102040810204080)   # (bytes 0/1) * this >> 56: byte j -> bit j
+_POPCOUNT = np.array([bin(m).count("1") for m in range(256)], np.uint8)
+_POSITIONS = np.array([[j for j in range(8) if m >> j & 1] + [0] * (8 - bin(m).count("1"))
+                       for m in range(256)], np.int64).reshape(-1)   # set bits of m, ascending, padded
+_LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
+_ONES16 = np.uint64(0x0001000100010001)
+_ALIGN = 64                    # scratch buffers start on a cache line
+
+
+# --------------------------------------------------------------------------------------
+# numba kernels (nopython, GIL released, machine code cached on disk)
+# --------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _polyphase(word, src, xp):
+    """xp[k] = word[src[k]] (src = -1: zero): the input split into its 2x2 polyphase planes."""
+    for k in range(src.shape[0]):
+        s = src[k]
+        xp[k] = word[s] if s >= 0 else 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sum8(wa, wb, wc, wd, we, wf, wg, wh, xa, xb, xc, xd, xe, xf, xg, xh):
+    """wa*xa + ... + wh*xh in int32 (the casts keep vector lanes 32-bit; the model's bound makes it exact)."""
+    return np.int32(np.int32(np.int32(np.int32(wa * xa) + np.int32(wb * xb)) + np.int32(
+        np.int32(wc * xc) + np.int32(wd * xd))) + np.int32(np.int32(
+            np.int32(we * xe) + np.int32(wf * xf)) + np.int32(np.int32(wg * xg) + np.int32(wh * xh))))
+
+
+@njit(cache=True, nogil=True)
+def _taps8(xp, off, w, bias, out, nq, accumulate):
+    """Sum of 8 taps, s[q] = sum_t w[t] * xp[off[t] + q], in int32 lanes: out = bias + s (accumulate
+    False) or out += s (True). (A max-pooling variant that skips the phase buffer measured slower.)"""
+    xa = xp[off[0]:]
+    xb = xp[off[1]:]
+    xc = xp[off[2]:]
+    xd = xp[off[3]:]
+    xe = xp[off[4]:]
+    xf = xp[off[5]:]
+    xg = xp[off[6]:]
+    xh = xp[off[7]:]
+    wa, wb, wc, wd, we, wf, wg, wh = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]
+    if accumulate:
+        for q in range(nq):
+            out[q] += _sum8(wa, wb, wc, wd, we, wf, wg, wh, xa[q], xb[q], xc[q], xd[q], xe[q], xf[q], xg[q], xh[q])
+    else:
+        for q in range(nq):
+            out[q] = bias + _sum8(wa, wb, wc, wd, we, wf, wg, wh, xa[q], xb[q], xc[q], xd[q], xe[q], xf[q], xg[q], xh[q])
+
+
+@njit(cache=True, nogil=True)
+def _conv_pool_dense(xp, tap_off, tap_w, n_taps, bias, mult, shift, rnd, pooled, phase, out, ph, pw, stride):
+    """conv1: dense input, only the owned taps of each kernel; 2x2 max-pool; requantise.
+
+    xp      : int32 polyphase input (see _polyphase)
+    tap_off : int64 [C_out, 4, T] offset in xp of tap t for pooling phase (dy, dx) = divmod(phase, 2)
+    tap_w   : int32 [C_out, T] weight of tap t (taps past n_taps[o] weigh 0; T = 4, or a multiple of 8)
+    pooled  : int32 [ph * stride] scratch, pooled[py*stride + px] (px < pw valid)
+    phase   : int32 [ph * stride] scratch (kernels with more than 4 taps: 8 taps per pass and phase)
+    out     : uint8 [C_out * ph * pw] requantised pooled values, (c, h, w) order
+
+    The np.int32 casts keep the vector lanes 32-bit (numba would widen integer arithmetic
+    to int64); the accumulator bound of the model file makes every partial sum fit.
+    """
+    nq = ph * stride
+    for o in range(tap_w.shape[0]):
+        b = np.int32(bias[o])
+        wa = tap_w[o, 0]
+        wb = tap_w[o, 1]
+        wc = tap_w[o, 2]
+        a0 = xp[tap_off[o, 0, 0]:]
+        b0 = xp[tap_off[o, 0, 1]:]
+        c0 = xp[tap_off[o, 0, 2]:]
+        a1 = xp[tap_off[o, 1, 0]:]
+        b1 = xp[tap_off[o, 1, 1]:]
+        c1 = xp[tap_off[o, 1, 2]:]
+        a2 = xp[tap_off[o, 2, 0]:]
+        b2 = xp[tap_off[o, 2, 1]:]
+        c2 = xp[tap_off[o, 2, 2]:]
+        a3 = xp[tap_off[o, 3, 0]:]
+        b3 = xp[tap_off[o, 3, 1]:]
+        c3 = xp[tap_off[o, 3, 2]:]
+        if n_taps[o] <= 3:
+            for q in range(nq):
+                s0 = np.int32(np.int32(wa * a0[q]) + np.int32(wb * b0[q])) + np.int32(wc * c0[q])
+                s1 = np.int32(np.int32(wa * a1[q]) + np.int32(wb * b1[q])) + np.int32(wc * c1[q])
+                s2 = np.int32(np.int32(wa * a2[q]) + np.int32(wb * b2[q])) + np.int32(wc * c2[q])
+                s3 = np.int32(np.int32(wa * a3[q]) + np.int32(wb * b3[q])) + np.int32(wc * c3[q])
+                pooled[q] = b + max(max(np.int32(s0), np.int32(s1)), max(np.int32(s2), np.int32(s3)))
+        elif n_taps[o] == 4:
+            wd = tap_w[o, 3]
+            d0 = xp[tap_off[o, 0, 3]:]
+            d1 = xp[tap_off[o, 1, 3]:]
+            d2 = xp[tap_off[o, 2, 3]:]
+            d3 = xp[tap_off[o, 3, 3]:]
+            for q in range(nq):
+                s0 = np.int32(np.int32(wa * a0[q]) + np.int32(wb * b0[q])) + np.int32(
+                    np.int32(wc * c0[q]) + np.int32(wd * d0[q]))
+                s1 = np.int32(np.int32(wa * a1[q]) + np.int32(wb * b1[q])) + np.int32(
+                    np.int32(wc * c1[q]) + np.int32(wd * d1[q]))
+                s2 = np.int32(np.int32(wa * a2[q]) + np.int32(wb * b2[q])) + np.int32(
+                    np.int32(wc * c2[q]) + np.int32(wd * d2[q]))
+                s3 = np.int32(np.int32(wa * a3[q]) + np.int32(wb * b3[q])) + np.int32(
+                    np.int32(wc * c3[q]) + np.int32(wd * d3[q]))
+                pooled[q] = b + max(max(np.int32(s0), np.int32(s1)), max(np.int32(s2), np.int32(s3)))
+        else:                                    # 5 or more taps: 8 per pass, one phase at a time
+            for p in range(4):
+                for t0 in range(0, n_taps[o], 8):
+                    _taps8(xp, tap_off[o, p, t0:t0 + 8], tap_w[o, t0:t0 + 8], b, phase, nq, t0 > 0)
+                if p == 0:
+                    for q in range(nq):
+                        pooled[q] = phase[q]
+                else:
+                    for q in range(nq):
+                        pooled[q] = max(pooled[q], phase[q])
+        m = mult[o]
+        s = shift[o]
+        r = rnd[o]
+        for q in range(nq):
+            y = (np.int64(pooled[q]) * m + r) >> s
+            pooled[q] = min(max(y, 0), ACT_MAX)
+        for py in range(ph):
+            dst = out[(o * ph + py) * pw:(o * ph + py + 1) * pw]
+            row = pooled[py * stride:py * stride + pw]
+            for px in range(pw):
+                dst[px] = row[px]
+
+
+@njit(cache=True, nogil=True)
+def _count_ge(v64, t):
+    """Number of cells >= t (0 <= t <= 128) among uint8 cells 0..127 packed 8 to a uint64.
+
+    Byte j of (cells + (128 - t) * 0x0101..01) has bit 7 set iff cell j >= t (no carries:
+    cell + 128 - t <= 255). Blocks of up to 255 chunks add their 0/1 bytes, then the
+    bytes are summed through 16-bit lanes.
+    """
+    add = np.uint64(128 - t) * _ONES
+    total = 0
+    for b0 in range(0, v64.shape[0], 255):
+        block = v64[b0:b0 + 255]                 # indices from 0: the loop vectorises
+        acc = np.uint64(0)
+        for c in range(block.shape[0]):
+            acc += ((block[c] + add) & _HIGH_BITS) >> np.uint64(7)
+        pairs = (acc & _LOW_BYTES) + ((acc >> np.uint64(8)) & _LOW_BYTES)
+        total += np.int64((pairs * _ONES16) >> np.uint64(48))
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _kwta(v64, k, win_idx):
+    """k-WTA on requantised values: list the winning cells, ascending; return their count.
+
+    v64 holds the uint8 cells 0..127 (padding cells 0), 8 to a uint64 (little-endian:
+    cell 8c + j is byte j of v64[c]). T = the largest t with count(v >= t) >= k (binary
+    search on counts, the same T as the 128-bin histogram of the contract); every cell > T
+    wins and the first k - count(v > T) cells equal to T, in index order. When fewer than
+    k cells are non-zero (T = 0) every non-zero cell wins: zero cells output nothing and
+    are not listed. win_idx needs 8 slack entries (whole chunks are written).
+    """
+    if _count_ge(v64, 1) < k:
+        thr = 1
+        take = v64.shape[0] * _CELLS
+    else:
+        lo = 1
+        hi = ACT_MAX
+        while lo < hi:                           # invariant: count(v >= lo) >= k
+            mid = (lo + hi + 1) >> 1
+            if _count_ge(v64, mid) >= k:
+                lo = mid
+            else:
+                hi = mid - 1
+        thr = lo
+        take = k - _count_ge(v64, thr + 1)      # cells equal to T that win
+    add_ge = np.uint64(128 - thr) * _ONES
+    add_gt = np.uint64(127 - thr) * _ONES
+    n = np.uint64(0)                             # unsigned indices: no negative-index fix-ups
+    for c in range(v64.shape[0]):
+        x = v64[c]
+        hit_ge = ((x + add_ge) & _HIGH_BITS) >> np.uint64(7)     # byte j = 1 iff cell j >= T
+        if hit_ge == 0:
+            continue
+        m_ge = (hit_ge * _MOVEMASK) >> np.uint64(56)             # bit j = 1 iff cell j >= T
+        m_gt = ((((x + add_gt) & _HIGH_BITS) >> np.uint64(7)) * _MOVEMASK) >> np.uint64(56)
+        m_eq = m_ge & ~m_gt
+        n_eq = np.int64(_POPCOUNT[m_eq])
+        if n_eq > take:                          # the chunk where the ties run out (once)
+            kept = np.uint64(0)
+            for _ in range(take):
+                low = m_eq & (~m_eq + np.uint64(1))
+                kept |= low
+                m_eq ^= low
+            m_ge = m_gt | kept
+            take = 0
+        else:
+            take -= n_eq
+        row = m_ge * np.uint64(_CELLS)
+        i0 = c * _CELLS
+        for j in range(_CELLS):
+            win_idx[n + np.uint64(j)] = i0 + _POSITIONS[row + np.uint64(j)]
+        n += np.uint64(_POPCOUNT[m_ge])
+    return np.int64(n)
+
+
+@njit(cache=True, nogil=True)
+def _conv_pool_winners(v, win_idx, n_win, cell_geo, cols, bias, mult, shift, rnd, acc, pooled, out,
+                       hw, ks, ho, wo):
+    """conv2: every winner adds value x its routed weight rows; 2x2 max-pool; requantise.
+
+    v        : uint8 input cells (c, h, w) order; win_idx [n_win] the winning cells, ascending
+    cell_geo : int32 [hw, 5] per input position r = y*W + x: first accumulator run start
+               (ky = 0), first table run start within the channel, run length, ky_lo, ky_hi
+    cols     : int8 [C_in*ks*ks*C_out], cols[((ci*ks + ky)*ks + ks-1-kx)*C_out + o] = W[o][ci, ky, kx]
+    acc      : int32 [ho*wo*C_out] scratch, acc[(oy*wo + ox)*C_out + o]
+    pooled   : int32 [(ho//2)*(wo//2)*C_out] scratch
+    out      : uint8 [C_out*(ho//2)*(wo//2)] requantised pooled values, (c, h, w) order
+    """
+    c_out = bias.shape[0]
+    for p in range(ho * wo):
+        row = acc[p * c_out:(p + 1) * c_out]
+        for o in range(c_out):
+            row[o] = bias[o]
+    a_step = wo * c_out                          # accumulator run start moves up one row per ky
+    c_step = ks * c_out                          # table run start moves one kernel row per ky
+    c_chan = ks * ks * c_out                     # table block of one input channel
+    ci = 0
+    for j in range(n_win):
+        i = win_idx[j]
+        while i >= (ci + 1) * hw:                # winners ascend: the channel only moves forward
+            ci += 1
+        val = np.int32(v[i])
+        g = cell_geo[i - ci * hw]
+        n = g[2]
+        for ky in range(g[3], g[4] + 1):
+            a0 = g[0] - ky * a_step
+            c0 = ci * c_chan + g[1] + ky * c_step
+            a = acc[a0:a0 + n]
+            c = cols[c0:c0 + n]
+            for t in range(n):
+                a[t] += val * c[t]
+    ph = ho // 2
+    pw = wo // 2
+    for py in range(ph):
+        for px in range(pw):
+            q = (py * 2 * wo + px * 2) * c_out
+            r0 = acc[q:q + c_out]
+            r1 = acc[q + c_out:q + 2 * c_out]
+            r2 = acc[q + wo * c_out:q + (wo + 1) * c_out]
+            r3 = acc[q + (wo + 1) * c_out:q + (wo + 2) * c_out]
+            pr = pooled[(py * pw + px) * c_out:(py * pw + px + 1) * c_out]
+            for o in range(c_out):
+                a_max = max(max(r0[o], r1[o]), max(r2[o], r3[o]))
+                yq = (np.int64(a_max) * mult[o] + rnd[o]) >> shift[o]
+                pr[o] = min(max(yq, 0), ACT_MAX)
+    npp = ph * pw
+    for pp in range(npp):
+        pr = pooled[pp * c_out:(pp + 1) * c_out]
+        for o in range(c_out):
+            out[o * npp + pp] = pr[o]
+
+
+@njit(cache=True, nogil=True)
+def _fc_winners(v, win_idx, n_win, dst, wt, bias, acc):
+    """fc: acc = bias; winner i (value v[i]) adds v[i] * wt[i, g] to kernel dst[i, g] for each group g."""
+    for o in range(bias.shape[0]):
+        acc[o] = bias[o]
+    for j in range(n_win):
+        i = win_idx[j]
+        val = np.int32(v[i])
+        d = dst[i]
+        w = wt[i]
+        for g in range(d.shape[0]):
+            acc[d[g]] += val * w[g]
+
+
+@njit(cache=True, nogil=True)
+def _requant_fc(acc, mult, shift, rnd, out):
+    for o in range(acc.shape[0]):
+        y = (np.int64(acc[o]) * mult[o] + rnd[o]) >> shift[o]
+        out[o] = min(max(y, 0), ACT_MAX)
+
+
+@njit(cache=True, nogil=True)
+def _word(word, scores, p, s):
+    """Every layer for one word (int8 [H*W]) into scores (int32 [n_classes])."""
+    (src, c1_off, c1_w, c1_nt, c1_b, c1_m, c1_s, c1_r, c1_k,
+     c2_geo, c2_cols, c2_b, c2_m, c2_s, c2_r, c2_k,
+     f1_dst, f1_w, f1_b, f1_m, f1_s, f1_r, f1_k,
+     f2_dst, f2_w, f2_b, geo) = p
+    (xp, pooled1, phase1, v1, v1_64, wi, acc2, pooled2, v2, v2_64, acc3, v3, v3_64, acc4) = s
+    (ph1, pw1, stride1, hw2, ks2, ho2, wo2) = geo
+    _polyphase(word, src, xp)
+    _conv_pool_dense(xp, c1_off, c1_w, c1_nt, c1_b, c1_m, c1_s, c1_r, pooled1, phase1, v1, ph1, pw1, stride1)
+    n = _kwta(v1_64, c1_k, wi)
+    _conv_pool_winners(v1, wi, n, c2_geo, c2_cols, c2_b, c2_m, c2_s, c2_r, acc2, pooled2, v2, hw2, ks2, ho2, wo2)
+    n = _kwta(v2_64, c2_k, wi)
+    _fc_winners(v2, wi, n, f1_dst, f1_w, f1_b, acc3)
+    _requant_fc(acc3, f1_m, f1_s, f1_r, v3)
+    n = _kwta(v3_64, f1_k, wi)
+    _fc_winners(v3, wi, n, f2_dst, f2_w, f2_b, acc4)
+    for o in range(scores.shape[0]):
+        scores[o] = acc4[o]
+
+
+@njit(cache=True, nogil=True)
+def _words(words, scores, p, s):
+    """_word for each row of words (int8 [B, H*W]) into scores (int32 [B, n_classes])."""
+    for b in range(words.shape[0]):
+        _word(words[b], scores[b], p, s)
+
+
+# --------------------------------------------------------------------------------------
+# host side: tables, scratch, threads
+# --------------------------------------------------------------------------------------
+def supports_model(model: SparseModel) -> bool:
+    """True when `model` has the chain this backend compiles (conv+pool2, conv+pool2, fc, fc)
+    and keeps the int32 accumulator bound of docs/golden_model.md section 4."""
+    layers = model.layers
+    if sys.byteorder != "little":                # k-WTA reads 8 uint8 cells as one little-endian uint64
+        return False
+    if [layer.kind for layer in layers] != ["conv", "conv", "fc", "fc"]:
+        return False
+    l1, l2 = layers[0], layers[1]
+    if l1.pool != 2 or l2.pool != 2 or len(l1.in_shape) != 3 or len(l2.in_shape) != 3:
+        return False
+    ho1, wo1 = l1.in_shape[1] - l1.kernel_size + 1, l1.in_shape[2] - l1.kernel_size + 1
+    ho2, wo2 = l2.in_shape[1] - l2.kernel_size + 1, l2.in_shape[2] - l2.kernel_size + 1
+    if min(ho1, wo1, ho2, wo2) < 2 or ho1 % 2 or wo1 % 2 or ho2 % 2 or wo2 % 2:
+        return False
+    return all(accumulator_bits(layer) <= 32 for layer in layers)
+
+
+def _requant_params(layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mult, shift, 2^(shift-1)) as int64 per kernel."""
+    shift = layer.requant_shift.astype(np.int64)
+    return layer.requant_mult.astype(np.int64), shift, np.left_shift(np.int64(1), shift - 1)
+
+
+def _aligned(n: int, dtype) -> np.ndarray:
+    """Zeroed array of n items starting on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + _ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % _ALIGN
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
+def _conv1_tables(layer) -> tuple:
+    """Polyphase source map and per-kernel tap tables of the dense-input conv."""
+    c_in, h, w = layer.in_shape
+    ks = layer.kernel_size
+    hc, wc = (h + 1) // 2, (w + 1) // 2                  # polyphase plane size
+    ph, pw = (h - ks + 1) // 2, (w - ks + 1) // 2        # pooled output
+    stride = wc                                          # row stride of pooled / polyphase planes
+    # xp[((ci*2 + a)*2 + b)*hc*wc + i*wc + j] = x[ci, 2i+a, 2j+b]; tail padding is zero
+    pad = (ks // 2 + 1) * wc + ks
+    src = np.full(c_in * 4 * hc * wc + pad, -1, np.int64)
+    for ci in range(c_in):
+        for a in range(2):
+            for b in range(2):
+                base = ((ci * 2 + a) * 2 + b) * hc * wc
+                for i in range((h - a + 1) // 2):
+                    for j in range((w - b + 1) // 2):
+                        src[base + i * wc + j] = (ci * h + 2 * i + a) * w + 2 * j + b
+    dense = layer.dense_weights().astype(np.int32)                       # [C_out, F]
+    n_taps = (dense != 0).sum(axis=1)
+    t_max = 4 if n_taps.max() <= 4 else -(-int(n_taps.max()) // 8) * 8
+    tap_off = np.zeros((layer.out_channels, 4, t_max), np.int64)
+    tap_w = np.zeros((layer.out_channels, t_max), np.int32)
+    for o in range(layer.out_channels):
+        nz = np.flatnonzero(dense[o])
+        ci, rest = np.divmod(nz, ks * ks)
+        ky, kx = np.divmod(rest, ks)
+        tap_w[o, :len(nz)] = dense[o, nz]
+        for p, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            a, b = (dy + ky) % 2, (dx + kx) % 2
+            tap_off[o, p, :len(nz)] = ((ci * 2 + a) * 2 + b) * hc * wc + (dy + ky) // 2 * wc + (dx + kx) // 2
+    return src, tap_off, tap_w, n_taps.astype(np.int64), (ph, pw, stride)
+
+
+def _run_geometry(layer) -> np.ndarray:
+    """Per input position r = y*W + x of a conv: where its winners' runs start (see _conv_pool_winners)."""
+    c_out, ks = layer.out_channels, layer.kernel_size
+    _, h, w = layer.in_shape
+    ho, wo = h - ks + 1, w - ks + 1
+    geo = np.zeros((h * w, 5), np.int32)
+    for y in range(h):
+        for x in range(w):
+            kx_hi, kx_lo = min(ks - 1, x), max(0, x - wo + 1)
+            geo[y * w + x] = ((y * wo + x - kx_hi) * c_out, (ks - 1 - kx_hi) * c_out,
+                              (kx_hi - kx_lo + 1) * c_out, max(0, y - ho + 1), min(ks - 1, y))
+    return geo
+
+
+def _routed_columns(layer) -> np.ndarray:
+    """conv2 weights routed to owner lanes: int8 [C_in*ks*ks*C_out], kx reversed (see module doc)."""
+    c_in, _, _ = layer.in_shape
+    ks = layer.kernel_size
+    dense = layer.dense_weights().reshape(layer.out_channels, c_in, ks, ks)
+    cols = np.ascontiguousarray(dense[:, :, :, ::-1].transpose(1, 2, 3, 0)).reshape(-1)
+    out = _aligned(cols.size, np.int8)
+    out[:] = cols
+    return out
+
+
+def _fc_tables(layer) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel index, weight) of every packed weight, transposed to [F, G] rows."""
+    kern = np.arange(layer.n_groups)[:, None] * layer.n_pack + layer.owner.astype(np.int64)
+    return (np.ascontiguousarray(kern.T, dtype=np.uint16),
+            np.ascontiguousarray(layer.packed_weights.T, dtype=np.int32))
+
+
+def _build_tables(model: SparseModel) -> tuple[tuple, dict]:
+    """The tables the kernels read (once per model) and the scratch sizes."""
+    if not supports_model(model):
+        raise InvalidModelError(
+            "the CPU backend compiles conv+pool2, conv+pool2, fc, fc with int32 accumulators; this model has "
+            f"{[(lay.kind, lay.pool, accumulator_bits(lay)) for lay in model.layers]} (kind, pool, accumulator "
+            "bits): use the golden backend")
+    l1, l2, l3, l4 = model.layers
+    src, c1_off, c1_w, c1_nt, (ph1, pw1, stride1) = _conv1_tables(l1)
+    _, h2, w2 = l2.in_shape
+    ks2 = l2.kernel_size
+    ho2, wo2 = h2 - ks2 + 1, w2 - ks2 + 1
+    f1_dst, f1_w = _fc_tables(l3)
+    f2_dst, f2_w = _fc_tables(l4)
+    i64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)                 # noqa: E731
+    geo = tuple(int(g) for g in (ph1, pw1, stride1, h2 * w2, ks2, ho2, wo2))
+    tables = (src, c1_off, c1_w, c1_nt, i64(l1.bias), *_requant_params(l1), int(l1.k),
+              _run_geometry(l2), _routed_columns(l2), i64(l2.bias), *_requant_params(l2), int(l2.k),
+              f1_dst, f1_w, i64(l3.bias), *_requant_params(l3), int(l3.k),
+              f2_dst, f2_w, i64(l4.bias), geo)
+    sizes = {"xp": len(src), "pooled1": ph1 * stride1, "v1": int(np.prod(l1.out_shape)),
+             "acc2": ho2 * wo2 * l2.out_channels, "pooled2": int(np.prod(l2.out_shape)),
+             "v2": int(np.prod(l2.out_shape)), "fc1": l3.out_channels, "fc2": l4.out_channels}
+    return tables, sizes
+
+
+def _new_scratch(sizes: dict) -> tuple:
+    """One thread's buffers; activations are uint8 padded to whole uint64 chunks."""
+    def act(n: int) -> tuple[np.ndarray, np.ndarray]:
+        buf = _aligned(-(-n // _CELLS) * _CELLS, np.uint8)
+        return buf, buf.view(np.uint64)
+    v1, v1_64 = act(sizes["v1"])
+    v2, v2_64 = act(sizes["v2"])
+    v3, v3_64 = act(sizes["fc1"])
+    n_win = max(len(v1), len(v2), len(v3)) + _CELLS         # k-WTA writes whole chunks
+    return (_aligned(sizes["xp"], np.int32), _aligned(sizes["pooled1"], np.int32),
+            _aligned(sizes["pooled1"], np.int32), v1, v1_64, np.zeros(n_win, np.int64),
+            _aligned(sizes["acc2"], np.int32), _aligned(sizes["pooled2"], np.int32), v2, v2_64,
+            _aligned(sizes["fc1"], np.int32), v3, v3_64, np.zeros(sizes["fc2"], np.int32))
+
+
+def default_threads() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+class SparseCpuBackend:
+    """Bit-exact sparse-sparse CPU backend (numba).
+
+    Parameters
+    ----------
+    model : SparseModel
+        A model with the layer chain conv+pool2, conv+pool2, fc, fc
+        (`pynq_sparse.architecture`; see `supports_model`).
+    threads : int > 0 or None
+        Worker threads a batch is split over (None: every core this process may use).
+
+    `scores` and `score_one` may be called from several threads: calls on one backend
+    take turns (each holds the scratch buffers it computes in).
+    """
+
+    name = "cpu"
+
+    def __init__(self, model: SparseModel, threads: int | None = None) -> None:
+        if threads is None:
+            threads = default_threads()
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.model = model
+        self.threads = int(threads)
+        self._tables, self._sizes = _build_tables(model)
+        self._scratch = [_new_scratch(self._sizes) for _ in range(self.threads)]
+        self._one = _new_scratch(self._sizes)
+        self._lock = threading.Lock()
+        self._one_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return self.model.n_classes
+
+    def warmup(self) -> "SparseCpuBackend":
+        """Compile the kernels (or load numba's on-disk cache) and run them once."""
+        word = np.zeros((1, 32, 32), np.int8)
+        self.score_one(word[0])
+        self.scores(np.repeat(word, self.threads, axis=0))
+        return self
+
+    @staticmethod
+    def _flat(words: np.ndarray) -> np.ndarray:
+        words = check_words(words)
+        return np.ascontiguousarray(words.reshape(len(words), words.shape[1] * words.shape[2]))
+
+    def score_one(self, word: np.ndarray) -> np.ndarray:
+        """int32 [n_classes] for one int8 word [32, 32] (on the calling thread)."""
+        flat = self._flat(word)
+        if len(flat) != 1:
+            raise ValueError(f"score_one takes one word, got {len(flat)}; use scores() for batches")
+        out = np.empty(self.model.n_classes, np.int32)
+        with self._one_lock:
+            _word(flat[0], out, self._tables, self._one)
+        return out
+
+    def scores(self, words: np.ndarray) -> np.ndarray:
+        """int32 [B, n_classes] for int8 words [B, 32, 32] (or one word [32, 32] -> [1, n])."""
+        flat = self._flat(words)
+        out = np.empty((len(flat), self.model.n_classes), np.int32)
+        n_parts = min(self.threads, len(flat))
+        with self._lock:
+            if n_parts <= 1:
+                if len(flat):
+                    _words(flat, out, self._tables, self._scratch[0])
+                return out
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pynq-sparse-cpu")
+            bounds = np.linspace(0, len(flat), n_parts + 1).round().astype(int)
+            futures = [self._pool.submit(_words, flat[a:b], out[a:b], self._tables, self._scratch[t])
+                       for t, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+            for future in futures:
+                future.result()
+        return out
+
+    def close(self) -> None:
+        """Stop the worker threads (the next batch starts them again)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def __repr__(self) -> str:
+        return f"SparseCpuBackend(threads={self.threads}, model_id={self.model.model_id:#010x})"
