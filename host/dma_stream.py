@@ -153,6 +153,7 @@ class DmaStream:
         self.stats = StageTimes()
         self.resets = 0
         self._next_seq: int | None = None
+        self._arange = np.zeros(0, dtype=np.uint32)
         self.batch_size = batch_size
 
     # --- buffers -----------------------------------------------------------------------
@@ -333,9 +334,11 @@ class DmaStream:
             rows = buf[:n]
             seq = rows[:, ci.RESULT_SEQ].view(np.uint32)
             first = int(seq[0])
+            if len(self._arange) < n:
+                self._arange = np.arange(max(n, self.batch_size), dtype=np.uint32)
             if self._next_seq is not None and first != self._next_seq:
                 problem = DmaError(f"{what}: results out of order (sequence {first}, expected {self._next_seq})")
-            elif n > 1 and not np.array_equal(np.diff(seq.astype(np.int64)) % (1 << 32), np.ones(n - 1)):
+            elif n > 1 and not np.array_equal(seq - np.uint32(first), self._arange[:n]):    # mod 2^32
                 problem = DmaError(f"{what}: results out of order within the transfer")
             elif not rows[-1, ci.RESULT_FLAGS] & 1:
                 problem = DmaError(f"{what}: the last result does not carry TLAST")

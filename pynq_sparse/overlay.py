@@ -212,6 +212,15 @@ class SparseKwsOverlay(pynq.Overlay):
         if model is not None:
             self.load_model(model)
 
+    def download(self, dtbo=None) -> None:
+        """Program the bitstream again: DMA channels are restarted and, as the cores lost their
+        weights, the model is reloaded."""
+        super().download(dtbo)
+        if getattr(self, "engines", None):           # not during __init__ (it does this itself)
+            self.reset_hardware()
+            if self.model is not None:
+                self.load_model(self.model)
+
     # --- parts -------------------------------------------------------------------------
     @property
     def is_emulated(self) -> bool:

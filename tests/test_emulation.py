@@ -143,9 +143,10 @@ def test_real_pynq_drivers_bind_to_the_emulated_design(overlay):
     assert overlay.fclk_mhz == pytest.approx(187.498, abs=1e-3)
     pynq.Clocks.fclk0_mhz = 100                                    # PYNQ's clock API reprograms the model
     assert overlay.device.fclk_mhz == pytest.approx(100, rel=0.02)
-    overlay.download()                                             # download restores the design's clock
+    overlay.download()                     # restores the design's clock, re-creates the cores, reloads the model
     assert overlay.fclk_mhz == pytest.approx(187.498, abs=1e-3)
-    overlay.load_model(overlay.model)                              # (download re-created the cores)
+    assert overlay.sparse_kws_0.model_id == overlay.model.model_id
+    assert overlay.device.core_model(0).model_loaded
 
 
 def test_u250_design_has_four_engines_and_a_shell_clock():
@@ -265,6 +266,14 @@ def test_counters_follow_the_round_robin(overlay, model):
     assert cpw == round(187.498125e6 / 50_000)
     core.clear_counters()
     assert core.counters["words_in"] == 0
+
+
+def test_sequence_numbers_wrap_modulo_2_32(overlay):
+    overlay.sparse_kws_0.reset()
+    overlay.device.core_model(0).words_in = (1 << 32) - 2
+    res = overlay.execute_words(np.zeros((5, 32, 32), np.int8))
+    assert list(res.seq) == [(1 << 32) - 2, (1 << 32) - 1, 0, 1, 2]
+    overlay.sparse_kws_0.reset()
 
 
 def test_word_without_model_is_dropped_and_reported():

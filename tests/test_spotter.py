@@ -180,11 +180,13 @@ def test_readme_example_runs(capsys):
     if not DEFAULT_MODEL_PATH.is_file():
         pytest.skip("the shipped model is not in pynq_sparse/data/models yet")
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("## Python API: KeywordSpotter", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    block = readme.split("KeywordSpotter", 1)[0].rsplit("```python", 1)[-1] + "KeywordSpotter" + \
+        readme.split("KeywordSpotter", 1)[1].split("```", 1)[0]
+    assert "spotter.classify(" in block and "StreamingDetector" in block
     cwd = os.getcwd()
     os.chdir(Path(__file__).resolve().parents[1])
-    try:
-        exec(compile(block, "README.md", "exec"), {})
+    try:                                   # the example's pcm_chunk: 0.1 s of microphone audio
+        exec(compile(block, "README.md", "exec"), {"pcm_chunk": np.zeros(1600, np.int16)})
     finally:
         os.chdir(cwd)
     assert capsys.readouterr().out.splitlines()[0].startswith(("emulated (", "fpga ("))

@@ -358,15 +358,11 @@ class SparseKwsCoreModel:
             ends_tlast = blk.tlast_last and blk.done + n == blk.count
             rows = out[written:written + n]
             lo = blk.done
-            if blk.scores is None:
-                rows[:, :ci.RESULT_SEQ] = 0
-            else:
+            np.copyto(rows, self._template(n, blk.model_id))     # seq 0..n-1, model_id, zero scores
+            rows[:, ci.RESULT_SEQ].view(np.uint32)[:] += np.uint32((blk.seq + lo) & _U32)   # mod 2^32
+            if blk.scores is not None:
                 rows[:, :N_SCORES] = blk.scores[lo:lo + n]
                 rows[:, ci.RESULT_CLASS] = np.argmax(blk.scores[lo:lo + n], axis=1)
-            seq = np.arange(blk.seq + lo, blk.seq + lo + n, dtype=np.int64)
-            rows[:, ci.RESULT_SEQ] = seq.astype(np.uint32).view(np.int32)     # mod 2^32
-            rows[:, ci.RESULT_MODEL_ID] = np.uint32(blk.model_id).view(np.int32)
-            rows[:, ci.RESULT_FLAGS] = 0
             if ends_tlast:
                 rows[-1, ci.RESULT_FLAGS] = 1
             blk.done += n
@@ -378,6 +374,16 @@ class SparseKwsCoreModel:
             if ends_tlast:
                 return written * ci.RESULT_BYTES, True
         return written * ci.RESULT_BYTES, False
+
+    def _template(self, n: int, model_id: int) -> np.ndarray:
+        """Result rows for sequence numbers 0..n-1 of `model_id` with zero scores and flags (cached)."""
+        t = getattr(self, "_tmpl", None)
+        if t is None or len(t) < n or self._tmpl_model != model_id:
+            t = np.zeros((max(n, 1024), ci.RESULT_INTS), dtype=np.int32)
+            t[:, ci.RESULT_SEQ] = np.arange(len(t), dtype=np.int32)
+            t[:, ci.RESULT_MODEL_ID] = np.uint32(model_id).view(np.int32)
+            self._tmpl, self._tmpl_model = t, model_id
+        return t[:n]
 
     # --- faults ------------------------------------------------------------------------
     def corrupt_weights(self, copy: int = 0, layer: int = -1, field_name: str = "bias", index: int = 0,

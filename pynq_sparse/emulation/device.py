@@ -67,10 +67,16 @@ class RegisterWindow:
     which slices and views it) reach the models at Python-call speed.
     """
 
-    __slots__ = ("_model", "_offset", "_n")
+    __slots__ = ("_device", "_address", "_generation", "_model", "_offset", "_n")
 
-    def __init__(self, model, offset: int, n_words: int) -> None:
-        self._model, self._offset, self._n = model, offset, n_words
+    def __init__(self, device: "EmulatedDevice", address: int, n_words: int) -> None:
+        self._device, self._address, self._n = device, address, n_words
+        self._generation = -1
+
+    def _resolve(self) -> None:
+        """Find the model behind the address again after a download replaced the models."""
+        self._model, self._offset = self._device._target(self._address)
+        self._generation = self._device._generation
 
     def __len__(self) -> int:
         return self._n
@@ -81,6 +87,8 @@ class RegisterWindow:
         return self
 
     def _index(self, key: int) -> int:
+        if self._generation != self._device._generation:
+            self._resolve()
         idx = int(key) + (self._n if key < 0 else 0)
         if not 0 <= idx < self._n:
             raise IndexError(f"register index {key} outside a window of {self._n} words")
@@ -91,17 +99,21 @@ class RegisterWindow:
             start, stop, step = key.indices(self._n)
             if step != 1:
                 raise IndexError("register windows do not support strided slices")
-            return RegisterWindow(self._model, self._offset + 4 * start, max(0, stop - start))
-        return self._model.read(self._index(key)) & 0xFFFF_FFFF
+            return RegisterWindow(self._device, self._address + 4 * start, max(0, stop - start))
+        offset = self._index(key)                   # (resolves the model first)
+        return self._model.read(offset) & 0xFFFF_FFFF
 
     def __setitem__(self, key, value) -> None:
         if isinstance(key, slice):
+            if self._generation != self._device._generation:
+                self._resolve()
             start, stop, _ = key.indices(self._n)
             values = np.broadcast_to(np.asarray(value, dtype=np.uint32), (stop - start,))
             for i, v in zip(range(start, stop), values):
                 self._model.write(self._offset + 4 * i, int(v))
             return
-        self._model.write(self._index(key), int(value) & 0xFFFF_FFFF)
+        offset = self._index(key)
+        self._model.write(offset, int(value) & 0xFFFF_FFFF)
 
 
 class ShellClocks:
@@ -220,6 +232,7 @@ class EmulatedDevice(Device):
         if self._ps_clocks:
             wins += [(CRL_APB, CLK_WINDOW, self._ps_clocks["crl"]), (CRF_APB, CLK_WINDOW, self._ps_clocks["crf"])]
         wins.sort(key=lambda w: w[0])
+        self._generation = getattr(self, "_generation", 0) + 1
         self._windows = wins
         self._starts = [w[0] for w in wins]
 
@@ -234,8 +247,8 @@ class EmulatedDevice(Device):
 
     def mmap(self, base_addr: int, length: int) -> RegisterWindow:
         """The register window at `base_addr` as a uint32 array (what pynq.MMIO indexes)."""
-        model, offset = self._target(base_addr)
-        return RegisterWindow(model, offset, length // 4)
+        self._target(base_addr)                     # bus error now if nothing is mapped there
+        return RegisterWindow(self, base_addr, length // 4)
 
     def read_registers(self, address: int, length: int) -> bytes:
         """Read `length` bytes (whole 32-bit registers) at physical `address`."""

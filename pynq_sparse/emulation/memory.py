@@ -58,7 +58,8 @@ class PhysicalMemory:
                 raise DeviceError(
                     f"emulated contiguous memory exhausted: {self.bytes_in_use >> 20} MB of {self.size >> 20} MB "
                     f"in use, {span} bytes requested; free buffers you no longer use (del buffer)")
-            backing = np.zeros(span, dtype=np.uint8)
+            backing = np.empty(span, dtype=np.uint8)
+            backing.fill(0)             # touch every page now, as contiguous memory is pinned
             bisect.insort(self._starts, cursor)
             self._ranges[cursor] = (cursor + span, weakref.ref(backing))
             return cursor, backing
