@@ -9,9 +9,14 @@ Usage::
 """
 from setuptools import find_packages, setup
 
+# Boards with an overlay folder overlays/<board>/ (pynq_sparse.overlays.block_design.BOARDS).
+BOARDS = ["ultra96v2", "zcu104", "kv260", "u250"]
+
 packages = find_packages(include=["pynq_sparse", "pynq_sparse.*"])
-packages += ["pynq_sparse.host", "pynq_sparse.service", "pynq_sparse.overlays"]
+packages += ["pynq_sparse.host", "pynq_sparse.service", "pynq_sparse.overlays", "pynq_sparse.notebooks"]
 packages += ["pynq_sparse.service." + p for p in find_packages(where="service")]
+packages += ["pynq_sparse.overlays." + p for p in find_packages(where="overlays", exclude=["tests", "tests.*"])]
+packages += ["pynq_sparse.overlays." + b for b in BOARDS]    # data-only folders (namespace packages)
 
 setup(
     name="pynq-sparse",
@@ -24,12 +29,15 @@ setup(
     python_requires=">=3.8",
     packages=packages,
     package_dir={"pynq_sparse.host": "host", "pynq_sparse.service": "service",
-                 "pynq_sparse.overlays": "overlays"},
+                 "pynq_sparse.overlays": "overlays", "pynq_sparse.notebooks": "notebooks"},
     package_data={
         "pynq_sparse": ["data/models/*.pskw", "data/models/*.onnx", "data/models/*.json",
                         "data/samples/*.wav", "data/samples/*.md", "data/samples/LICENSE"],
-        "pynq_sparse.overlays": ["*/*.hwh", "*/*.bit", "*/*.link", "*/*.xclbin", "*/*.json"],
+        "pynq_sparse.notebooks": ["*.ipynb"],
         "pynq_sparse.service": ["static/*"],
+        # per board: .hwh (what the emulated device loads), bitstream or its .link, README
+        **{"pynq_sparse.overlays." + b: ["*.hwh", "*.bit", "*.xclbin", "*.link", "*.json", "README.md"]
+           for b in BOARDS},
     },
     install_requires=[
         "numpy>=1.22,<2",
@@ -48,6 +56,8 @@ setup(
     entry_points={
         "console_scripts": ["pynq-sparse=pynq_sparse.cli:main"],
         "pynq.notebooks": ["pynq-sparse = pynq_sparse.notebooks"],
-        "pynq.overlays": ["pynq-sparse = pynq_sparse.overlays"],
+        # pynq.Overlay("sparse_kws.bit") searches <entry point folder>/sparse_kws.bit: one entry per board folder
+        "pynq.overlays": ["pynq-sparse = pynq_sparse.overlays"]
+                         + [f"pynq-sparse-{b} = pynq_sparse.overlays.{b}" for b in BOARDS],
     },
 )
