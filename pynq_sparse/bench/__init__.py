@@ -1,0 +1,21 @@
+"""Benchmarks behind `pynq-sparse bench {frontend,cpu,host,service}`; results go to docs/benchmarks/.
+
+Usage::
+
+    pynq-sparse bench cpu
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (else what platform knows), for benchmark reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

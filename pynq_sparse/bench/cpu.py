@@ -38,6 +38,7 @@ import numpy as np
 
 from ..architecture import ARCHITECTURE, random_model
 from ..backends.cpu_sparse import SparseCpuBackend, default_threads
+from . import cpu_name
 from ..dense_baseline import DENSE_FP16_PATH as DENSE_ONNX
 from ..dense_baseline import dense_onnx_bytes
 from ..golden import golden_scores
@@ -340,15 +341,7 @@ def run_cpu_bench(n_words: int = 512, repeats: int = 5, seconds: float = 1.0, go
 
 # ----------------------------------------------------------------------------- report
 def machine_note() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), {platform.machine()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs ({cpu_name()}), {platform.machine()}, Python {platform.python_version()}"
 
 
 def format_report(res: dict[str, Any], command: str) -> str:

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from pynq_sparse.bench import cpu_name
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "pynq_sparse" / "data" / "samples" / "yes__370844f7_nohash_0.wav"
 DEFAULT_OUT = REPO / "docs" / "benchmarks" / "service.md"
@@ -254,7 +256,7 @@ def run_bench(url: str | None = None, rates=DEFAULT_RATES, seconds: float = 5.0,
             "device_batch": info["limits"]["device_batch"], "deadline_ms": info["limits"]["batch_deadline_ms"],
             "queue_limit": info["limits"]["queue_limit"], "seconds": seconds, "clip": clip.name,
             "cpus": os.cpu_count(), "load_avg_1min_after": round(os.getloadavg()[0], 2),
-            "machine": _cpu_name(),
+            "machine": cpu_name(),
             "power": telemetry["power"], "levels": levels}
 
 
@@ -267,16 +269,6 @@ def _cpu_seconds(proc: subprocess.Popen | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _auth() -> dict[str, str]:
