@@ -21,7 +21,6 @@ import collections
 import ipaddress
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
