@@ -247,6 +247,15 @@ def load_model(path: str | Path | None = None) -> SparseModel:
     return model_from_bytes(data, str(path))
 
 
+def as_model(model: "SparseModel | str | Path | bytes | None") -> SparseModel:
+    """A SparseModel from a model, a path, the bytes of a `.pskw` file, or None (the shipped model)."""
+    if isinstance(model, SparseModel):
+        return model
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return model_from_bytes(bytes(model))
+    return load_model(model)
+
+
 def accumulator_bits(layer: Layer) -> int:
     """Signed bits that hold any accumulator of `layer` for inputs in 0..127."""
     w = layer.dense_weights().astype(np.int64)

@@ -31,7 +31,7 @@ from . import core_interface as ci
 from .core_interface import REG, VLNV, weight_image
 from .emulation import EmulatedDevice, board_name, dma_core_pairs, overlay_file
 from .errors import CoreError, DeviceError
-from .model_file import SparseModel, load_model, model_from_bytes
+from .model_file import SparseModel, as_model, load_model
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,6 @@ class CoreStatus:
     loading: bool
     error_flags: int
     errors: tuple[str, ...]
-
-
-def _as_model(model: SparseModel | str | Path | bytes | None) -> SparseModel:
-    if isinstance(model, SparseModel):
-        return model
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return model_from_bytes(bytes(model))
-    return load_model(model)
 
 
 class SparseKwsCore(DefaultIP):
@@ -91,7 +83,7 @@ class SparseKwsCore(DefaultIP):
         Raises CoreError when the core rejects the image (CRC mismatch, or shapes this
         bitstream was not built for) or does not report the expected model_id.
         """
-        model = _as_model(model)
+        model = as_model(model)
         image = weight_image(model)
         self.clear_errors(ci.ERR_WEIGHT_CRC | ci.ERR_WEIGHT_SHAPE)
         self.write(REG.WLOAD_CTRL, ci.WLOAD_BEGIN)
@@ -297,7 +289,7 @@ class SparseKwsOverlay(pynq.Overlay):
         Hot reload: no new bitstream; words already in flight finish with the old weights
         (call between batches).
         """
-        model = _as_model(model)
+        model = as_model(model)
         for core in self.cores:
             core.load_model(model)
         self.model = model

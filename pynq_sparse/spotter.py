@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import DeviceError, ShapeError
 from .golden import check_words, confidences
-from .model_file import SparseModel, load_model, model_from_bytes
+from .model_file import SparseModel, as_model
 
 BACKENDS = ("auto", "fpga", "emulated", "cpu", "golden")
 SAMPLE_RATE = 16000
@@ -68,14 +68,6 @@ class Detection:
     index: int = -1
 
 
-def _as_model(model: SparseModel | str | Path | bytes | None) -> SparseModel:
-    if isinstance(model, SparseModel):
-        return model
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return model_from_bytes(bytes(model))
-    return load_model(model)
-
-
 class KeywordSpotter:
     """Classify one-second clips with the sparse network on the best available engine.
 
@@ -99,7 +91,7 @@ class KeywordSpotter:
                  board: str | None = None, top_k: int = 3, batch_size: int = 64) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        self.model = _as_model(model)
+        self.model = as_model(model)
         self.top_k = int(top_k)
         self.overlay = None
         self._cpu = None
