@@ -29,7 +29,7 @@ from pynq import DefaultIP
 
 from . import core_interface as ci
 from .core_interface import REG, VLNV, weight_image
-from .emulation import EmulatedDevice, board_name, dma_core_pairs, overlay_file
+from .emulation import EmulatedDevice, board_name, dma_core_pairs, overlay_file, packaged_bitstream
 from .errors import CoreError, DeviceError
 from .model_file import SparseModel, as_model, load_model
 
@@ -146,7 +146,8 @@ class SparseKwsCore(DefaultIP):
 
 
 def resolve_bitfile(board: str | None = None, device=None) -> str:
-    """The file pynq.Overlay should load for `board` on `device`: the .hwh when emulated, else the .bit."""
+    """The file pynq.Overlay should load for `board` on `device`: the .hwh when emulated, else the
+    built bitstream (overlays/<board>/sparse_kws.bit, or .xclbin on an Alveo card)."""
     device = device if device is not None else pynq.Device.active_device
     if isinstance(device, EmulatedDevice):
         path = overlay_file(board or device.board, ".hwh")
@@ -154,10 +155,13 @@ def resolve_bitfile(board: str | None = None, device=None) -> str:
             raise DeviceError(f"{path} is missing: regenerate it with "
                               "python -m pynq_sparse.overlays.block_design.hwh --all")
         return str(path)
-    path = overlay_file(board_name(board), ".bit")
-    if not path.is_file():
-        raise DeviceError(f"no sparse-kws bitstream for {board_name(board)} at {path}; build it from overlays/ "
-                          "with Vivado, or run on the emulated device (PYNQ_SPARSE_EMULATION=1)")
+    path = packaged_bitstream(board)
+    if path is None:
+        name = board_name(board)
+        suffix = ".xclbin" if name == "u250" else ".bit"
+        raise DeviceError(f"no sparse-kws bitstream for {name} at {overlay_file(name, suffix)}; build it with "
+                          f"`make -C overlays bitstream BOARD={name}` (needs Vivado), or run on the emulated "
+                          "device (PYNQ_SPARSE_EMULATION=1)")
     return str(path)
 
 

@@ -124,10 +124,10 @@ class KeywordSpotter:
     def _choose(backend: str) -> str:
         if backend != "auto":
             return backend
-        from .emulation import board_name, emulation_mode, overlay_file, real_board_present
+        from .emulation import emulation_mode, packaged_bitstream, real_board_present
         mode = emulation_mode()
         if mode != "force" and real_board_present():
-            if overlay_file(board_name(), ".bit").is_file():
+            if packaged_bitstream() is not None:
                 return "fpga"
             warnings.warn("this board has no sparse-kws bitstream; using the emulated overlay", stacklevel=3)
         if mode == "off":
@@ -209,6 +209,33 @@ class KeywordSpotter:
         scores = self.scores(self.words(sources, sample_rate))
         ms = (time.perf_counter() - t0) * 1e3 / max(1, len(sources))
         return self._results(scores, ms)
+
+    def load_model(self, model: SparseModel | str | Path | bytes) -> int:
+        """Switch to another model on the same backend (a hot reload on the overlay: no new bitstream).
+
+        Returns the new model's id. On the overlay the cores' weight memories are rewritten
+        (`SparseKwsOverlay.load_model`); on the CPU backends a new backend is compiled for it.
+        If loading fails (bad file, model the bitstream cannot hold) the spotter keeps its
+        current model and the error propagates.
+        """
+        new = as_model(model)
+        if self.overlay is not None:
+            try:
+                self.overlay.load_model(new)
+            except Exception:
+                try:
+                    self.overlay.load_model(self.model)   # a rejected image leaves the cores empty
+                except Exception:                         # the first error is the one to report
+                    pass
+                raise
+        else:
+            from .backends import get_backend
+            backend = get_backend(self.kind, new)
+            old, self._cpu = self._cpu, backend
+            if hasattr(old, "close"):
+                old.close()
+        self.model = new
+        return new.model_id
 
     def close(self) -> None:
         """Release the front end's threads and the overlay's buffers."""

@@ -293,3 +293,23 @@ def test_overlay_file_paths():
         class _Board:                                     # a real (non-emulated) device
             pass
         resolve_bitfile("zcu104", _Board())
+
+
+def test_a_built_bitstream_is_found_for_a_real_board(tmp_path, monkeypatch):
+    """overlays/<board>/sparse_kws.bit on Zynq boards, .xclbin on the U250; missing: the make command."""
+    import pynq_sparse.emulation.board as board_mod
+    from pynq_sparse.overlay import resolve_bitfile
+
+    class _Board:                                         # a real (non-emulated) device
+        pass
+    monkeypatch.setattr(board_mod, "overlays_root", lambda: tmp_path)
+    with pytest.raises(DeviceError, match="make -C overlays bitstream BOARD=u250") as err:
+        resolve_bitfile("u250", _Board())
+    assert "sparse_kws.xclbin" in str(err.value)
+    (tmp_path / "u250").mkdir()
+    (tmp_path / "u250" / "sparse_kws.xclbin").write_bytes(b"xclbin2")
+    (tmp_path / "zcu104").mkdir()
+    (tmp_path / "zcu104" / "sparse_kws.bit").write_bytes(b"bit")
+    assert resolve_bitfile("u250", _Board()) == str(tmp_path / "u250" / "sparse_kws.xclbin")
+    assert resolve_bitfile("zcu104", _Board()) == str(tmp_path / "zcu104" / "sparse_kws.bit")
+    assert board_mod.packaged_bitstream("ultra96v2") is None

@@ -190,3 +190,34 @@ def test_readme_example_runs(capsys):
     finally:
         os.chdir(cwd)
     assert capsys.readouterr().out.splitlines()[0].startswith(("emulated (", "fpga ("))
+
+
+@pytest.mark.parametrize("backend", ["emulated", "cpu"])
+def test_load_model_switches_models_and_keeps_the_old_one_on_failure(backend, model, monkeypatch):
+    from pynq_sparse.errors import ChecksumError, CoreError
+    other = model_from_bytes(model_to_bytes(random_model(6)))
+    words = np.stack([np.random.default_rng(1).integers(0, 128, (32, 32)) for _ in range(5)]).astype(np.int8)
+    with KeywordSpotter(model=model, backend=backend, board="ultra96v2") as spotter:
+        assert np.array_equal(spotter.scores(words), golden_scores(model, words))
+        assert spotter.load_model(other) == other.model_id
+        assert spotter.model is other
+        assert np.array_equal(spotter.scores(words), golden_scores(other, words))
+        broken = bytearray(model_to_bytes(model))
+        broken[200] ^= 0xFF
+        with pytest.raises(ChecksumError):
+            spotter.load_model(bytes(broken))
+        assert np.array_equal(spotter.scores(words), golden_scores(other, words))
+        if backend == "emulated":                   # the core rejects the image: roll back to the old model
+            from pynq_sparse.overlay import SparseKwsCore
+            real = SparseKwsCore.load_model
+
+            def reject(core, m, *a, **k):
+                if m.model_id == model.model_id:
+                    raise CoreError(f"{core.name}: model rejected: weight image does not fit this bitstream")
+                return real(core, m, *a, **k)
+            monkeypatch.setattr(SparseKwsCore, "load_model", reject)
+            with pytest.raises(CoreError, match="rejected"):
+                spotter.load_model(model)
+            assert spotter.model is other
+            assert all(c.model_id == other.model_id for c in spotter.overlay.cores)
+            assert np.array_equal(spotter.scores(words), golden_scores(other, words))

@@ -15,8 +15,9 @@ Usage::
 See docs/host_driver.md for the model's scope (what is and is not emulated).
 """
 from .board import (ENV_BOARD, ENV_MODE, board_name, dma_core_pairs, emulation_mode, hwh_topology,
-                    overlay_file, real_board_present)
+                    overlay_file, packaged_bitstream, real_board_present)
 from .device import EmulatedDevice, reset_pynq_devices, use_emulated_device
 
 __all__ = ["ENV_BOARD", "ENV_MODE", "EmulatedDevice", "board_name", "dma_core_pairs", "emulation_mode",
-           "hwh_topology", "overlay_file", "real_board_present", "reset_pynq_devices", "use_emulated_device"]
+           "hwh_topology", "overlay_file", "packaged_bitstream", "real_board_present", "reset_pynq_devices",
+           "use_emulated_device"]

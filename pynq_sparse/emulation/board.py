@@ -89,6 +89,18 @@ def overlay_file(board: str, suffix: str) -> Path:
     return overlays_root() / board_name(board) / f"{OVERLAY_NAME}{suffix}"
 
 
+BITSTREAM_SUFFIXES = (".bit", ".xclbin")    # Zynq boards: .bit (+ .hwh); Alveo: .xclbin
+
+
+def packaged_bitstream(board: str | None = None) -> Path | None:
+    """The built bitstream of `board` in overlays/<board>/ (.bit, or .xclbin for Alveo), None if not built."""
+    for suffix in BITSTREAM_SUFFIXES:
+        path = overlay_file(board_name(board), suffix)
+        if path.is_file():
+            return path
+    return None
+
+
 def real_board_present() -> bool:
     """True when a PYNQ device other than the emulation would probe (FPGA manager or remote devices)."""
     if os.environ.get("PYNQ_REMOTE_DEVICES"):
