@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from pynq_sparse.architecture import complementary_owners, random_model
 from pynq_sparse.backends import Backend, GoldenBackend, get_backend
-from pynq_sparse.backends.cpu_sparse import SparseCpuBackend, supports_model
+from pynq_sparse.backends.cpu_sparse import F32_EXACT_BITS, SparseCpuBackend, supports_model
 from pynq_sparse.errors import InvalidModelError, ShapeError
 from pynq_sparse.golden import conv_acc, fc_acc, golden_scores, kwta, kwta_threshold, maxpool2, requantize
-from pynq_sparse.model_file import (SparseModel, load_model, model_from_bytes, model_to_bytes,
-                                    replace_layer)
+from pynq_sparse.model_file import (SparseModel, accumulator_bits, load_model, model_from_bytes,
+                                    model_to_bytes, replace_layer)
 
 
 # ----------------------------------------------------------------------------- models
@@ -72,10 +72,21 @@ def wide_conv1_model(seed: int = 14, n_pack: int = 4) -> SparseModel:
     return model_from_bytes(model_to_bytes(model))
 
 
+def wide_accumulator_model(seed: int = 16) -> SparseModel:
+    """conv1 with a few biases of magnitude ~2^25 (those kernels always clamp to 0 or 127): its
+    accumulator bound exceeds float32's 24 exact bits, so the batched conv1 must take its float64 path."""
+    model = random_model(seed)
+    bias = model.layers[0].bias.astype(np.int64)
+    bias[:4] = -(1 << 25) + 7
+    bias[4:8] = (1 << 25) - 3
+    model = replace_layer(model, 0, bias=bias.astype(np.int32))
+    return model_from_bytes(model_to_bytes(model))
+
+
 MODEL_MAKERS = {
     "random0": lambda: random_model(0), "random1": lambda: random_model(1), "random2": lambda: random_model(2),
     "tiny_ties": tiny_model, "saturating": saturating_model, "quiet": quiet_model, "wide_conv1": wide_conv1_model,
-    "wider_conv1": lambda: wide_conv1_model(15, n_pack=2),
+    "wider_conv1": lambda: wide_conv1_model(15, n_pack=2), "wide_acc": wide_accumulator_model,
 }
 
 
@@ -124,6 +135,17 @@ def test_special_models_reach_the_cases_they_are_for(models):
     assert all(cases.values()), cases
     taps = [(models[name].layers[0].dense_weights() != 0).sum(axis=1).max() for name in ("wide_conv1", "wider_conv1")]
     assert 4 < taps[0] <= 8 < taps[1]                     # one and two passes of 8 taps
+
+
+def test_float_paths_follow_the_accumulator_bound(models, backends):
+    """Batched conv1 accumulates in float32 only when every accumulator is below 2^24 (exact);
+    the wide-accumulator model takes the float64 path (and stays exact: see the tests below)."""
+    assert accumulator_bits(models["shipped"].layers[0]) <= F32_EXACT_BITS
+    assert backends["shipped"]._tables[27][1].dtype == np.float32
+    assert accumulator_bits(models["wide_acc"].layers[0]) > F32_EXACT_BITS
+    assert backends["wide_acc"]._tables[27][1].dtype == np.float64
+    values = hidden_values(models["wide_acc"], random_words(1, seed=9)[0])[0]
+    assert 10 < np.unique(values).size, "the wide-accumulator model should not saturate"
 
 
 # ----------------------------------------------------------------------------- bit-exactness

@@ -12,9 +12,15 @@ How each layer uses Complementary Sparsity (per word, on one core):
   kernels share one packed 5x5 kernel: 3-4 taps each for n_pack 8, 6-7 for n_pack 4) as
   a list of (input offset, weight). The word is split once into its 4 polyphase
   components (even/odd rows x even/odd columns), so that each of the 4 positions of a 2x2
-  pooling window is a contiguous shifted slice. Kernels with up to 4 taps take one
-  vectorised pass that computes the 4 accumulators of every window and their max (the
-  pool); others take one pass per window position, 8 taps at a time. The int64
+  pooling window is a contiguous shifted slice. ``scores`` runs conv1 on 8 words at once
+  (``_conv_pool_lanes``): their polyphase planes are interleaved so that vector lane ``l``
+  holds word ``l``, and every tap loop is 8 times longer (fixed per-loop costs, such as
+  LLVM's runtime alias checks, are paid once per 8 words). These loops use float32 FMAs,
+  exact because the file's accumulator bound keeps every product and partial sum an
+  integer below 2^24 (a model whose conv1 bound is wider gets float64, exact to 2^53).
+  One pass per pooling phase sums 4, 6 or 8 taps and takes the running max; the phases
+  alternate between two buffers (LLVM turns an in-place max into masked stores).
+  ``score_one`` keeps the one-word int32 version (``_conv_pool_dense``). The int64
   requantisation follows in the same vector loop style.
 * **k-WTA** finds the contract's threshold ``T`` (the largest ``t`` with
   ``count(v >= t) >= k``, what the 128-bin histogram gives) by a binary search on counts,
@@ -31,11 +37,22 @@ How each layer uses Complementary Sparsity (per word, on one core):
   row, each weight at its owner's lane (zeros elsewhere, 1 lane in ``n_pack`` used). One
   winner and one kernel row ``ky`` then update one contiguous run of ``n_kx * C_out``
   int32 accumulators that the compiler vectorises (the table stores kx reversed so that
-  the table run and the accumulator run advance together). On this machine that beats
-  eight scalar scatter-adds per tap (see docs/benchmarks/cpu.md).
+  the table run and the accumulator run advance together). Winners at the same input
+  position ``(y, x)`` (in different channels) update exactly the same runs, so the
+  winners are first bucketed by position (a counting sort) and up to 8 of them are added
+  in one pass over a run: one load and one store of the accumulators per 8 routed rows
+  instead of per row (the pass is bound by those memory operations, not by arithmetic).
 * **fc1** and **fc2** visit the winners of the previous k-WTA: winner ``i`` reads its
   contiguous packed row ``[i, 0:G]`` (the packed weights transposed at load time) and adds
   ``value * w`` to the owner kernel, whose index ``g*n_pack + owner`` is precomputed.
+
+Measured and not kept (one core, real words, side by side with the kept code): float32
+FMA lanes for conv2's routed runs (no faster: the runs are bound by accumulator loads and
+stores, not arithmetic; a float32 table is 4x larger and falls out of L1); conv2 gathered
+per (channel, output position) with bit-mask enumeration of the 5x5 window (the per-pass
+set-up of many 64-lane loops costs more than it saves); one-word conv1 in float32 (no
+faster than int32 unless batched); a single histogram pass for k-WTA instead of the binary
+search on SWAR counts (slower); fc scatter into 4 interleaved accumulator copies (slower).
 
 Batches are split over worker threads (the kernels release the GIL); each thread owns
 its scratch buffers, allocated once, so the hot loop allocates nothing.
@@ -72,6 +89,9 @@ _POSITIONS = np.array([[j for j in range(8) if m >> j & 1] + [0] * (8 - bin(m).c
 _LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
 _ONES16 = np.uint64(0x0001000100010001)
 _ALIGN = 64                    # scratch buffers start on a cache line
+_LANES = 8                     # words per batched conv1 pass (their polyphase planes are interleaved)
+F32_EXACT_BITS = 24            # accumulator_bits at or below which batched conv1 accumulates in float32
+_FM = {"contract"}             # lets LLVM fuse a*b+c into one FMA: exact, the values are small integers
 
 
 # --------------------------------------------------------------------------------------
@@ -193,6 +213,141 @@ def _conv_pool_dense(xp, tap_off, tap_w, n_taps, bias, mult, shift, rnd, pooled,
 
 
 @njit(cache=True, nogil=True)
+def _polyphase_lanes(words, b0, n, src, xw):
+    """xw[k*_LANES + l] = words[b0 + l][src[k]] (0 where src = -1 or l >= n): the polyphase planes
+    of up to _LANES words, interleaved so that one vector lane holds one word."""
+    for k in range(src.shape[0]):
+        s = src[k]
+        row = xw[k * _LANES:(k + 1) * _LANES]
+        if s < 0:
+            for lane in range(_LANES):
+                row[lane] = 0
+        else:
+            for lane in range(_LANES):
+                row[lane] = words[b0 + lane, s] if lane < n else 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fmax(a, b):
+    """max of two floats as a plain compare-select (vectorises to vmaxps / fmax)."""
+    return b if b > a else a
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _phase_max(xw, off, w, bias, prev, dst, nq, first, n_taps):
+    """One pooling phase of one conv1 kernel over nq interleaved lanes:
+    s[q] = bias + sum_t w[t] * xw[off[t] + q] over the first 4, 6 or 8 taps (n_taps; padded
+    taps weigh 0); dst = s (first) or max(prev, s).
+
+    prev and dst are different buffers: LLVM turns an in-place max into a conditional store and
+    vectorises it with masked stores (vmaskmovps); a plain select vectorises to vmaxps."""
+    xa = xw[off[0]:]
+    xb = xw[off[1]:]
+    xc = xw[off[2]:]
+    xd = xw[off[3]:]
+    wa, wb, wc, wd = w[0], w[1], w[2], w[3]
+    if n_taps == 4:
+        if first:
+            for q in range(nq):
+                dst[q] = bias + ((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q]))
+        else:
+            for q in range(nq):
+                dst[q] = _fmax(prev[q], bias + ((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q])))
+        return
+    xe = xw[off[4]:]
+    xf = xw[off[5]:]
+    we, wf = w[4], w[5]
+    if n_taps == 6:
+        if first:
+            for q in range(nq):
+                dst[q] = bias + (((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q])) + (we * xe[q] + wf * xf[q]))
+        else:
+            for q in range(nq):
+                dst[q] = _fmax(prev[q], bias + (((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q]))
+                                                + (we * xe[q] + wf * xf[q])))
+        return
+    xg = xw[off[6]:]
+    xh = xw[off[7]:]
+    wg, wh = w[6], w[7]
+    if first:
+        for q in range(nq):
+            dst[q] = bias + (((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q]))
+                             + ((we * xe[q] + wf * xf[q]) + (wg * xg[q] + wh * xh[q])))
+    else:
+        for q in range(nq):
+            dst[q] = _fmax(prev[q], bias + (((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q]))
+                                            + ((we * xe[q] + wf * xf[q]) + (wg * xg[q] + wh * xh[q]))))
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _taps8_add(xw, off, w, out, nq):
+    """out[q] += sum of 8 taps w[t] * xw[off[t] + q] (kernels with more than 8 taps)."""
+    xa = xw[off[0]:]
+    xb = xw[off[1]:]
+    xc = xw[off[2]:]
+    xd = xw[off[3]:]
+    xe = xw[off[4]:]
+    xf = xw[off[5]:]
+    xg = xw[off[6]:]
+    xh = xw[off[7]:]
+    wa, wb, wc, wd, we, wf, wg, wh = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]
+    for q in range(nq):
+        out[q] += (((wa * xa[q] + wb * xb[q]) + (wc * xc[q] + wd * xd[q]))
+                   + ((we * xe[q] + wf * xf[q]) + (wg * xg[q] + wh * xh[q])))
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _conv_pool_lanes(xw, n, tap_off, tap_w, n_taps, bias, mult, shift, rnd, pool_a, pool_b, phase, quant, outs,
+                     ph, pw, stride):
+    """conv1 for up to _LANES words at once (n real ones): the same taps, pooling and
+    requantisation as _conv_pool_dense, with every loop _LANES times longer.
+
+    xw      : float interleaved polyphase planes (_polyphase_lanes); float32 when the layer's
+              accumulator bound is below 2^24 (every product and partial sum exact), else float64
+    tap_off : int64 [C_out, 4, T] offsets in xw (_conv_pool_dense's offsets times _LANES)
+    tap_w   : float [C_out, T]; bias float [C_out]; mult int32 [C_out] (requant multipliers < 2^15)
+    pool_a, pool_b, phase : float [ph * stride * _LANES] scratch; quant int32 [ph * stride * _LANES]
+    outs    : uint8 [_LANES, >= C_out * ph * pw] requantised pooled values of word l in row l, (c, h, w)
+
+    The four pooling phases alternate between pool_a and pool_b (no in-place max).
+    """
+    nq = ph * stride * _LANES
+    t_max = tap_w.shape[1]
+    for o in range(tap_w.shape[0]):
+        b = bias[o]
+        nt = n_taps[o]
+        for p in range(4):                       # phases write pool_a, pool_b, pool_a, pool_b
+            src = pool_b if p & 1 == 0 else pool_a
+            dst = pool_a if p & 1 == 0 else pool_b
+            if nt <= 8:
+                _phase_max(xw, tap_off[o, p], tap_w[o], b, src, dst, nq, p == 0,
+                           4 if nt <= 4 else (6 if nt <= 6 else 8))
+            else:                                # more than 8 taps: 8 per pass
+                _phase_max(xw, tap_off[o, p], tap_w[o], b, phase, phase, nq, True, 8)
+                for t0 in range(8, t_max, 8):
+                    if t0 < nt:
+                        _taps8_add(xw, tap_off[o, p, t0:t0 + 8], tap_w[o, t0:t0 + 8], phase, nq)
+                if p == 0:
+                    for q in range(nq):
+                        dst[q] = phase[q]
+                else:
+                    for q in range(nq):
+                        dst[q] = _fmax(src[q], phase[q])
+        m = np.int64(mult[o])
+        s = shift[o]
+        r = rnd[o]
+        for q in range(nq):                      # sign-extended int32 x int32 product: one vpmuldq
+            y = (np.int64(np.int32(pool_b[q])) * np.int64(np.int32(m)) + r) >> s
+            quant[q] = min(max(y, 0), ACT_MAX)
+        for py in range(ph):
+            for px in range(pw):
+                lanes = quant[((py * stride) + px) * _LANES:((py * stride) + px + 1) * _LANES]
+                c = (o * ph + py) * pw + px
+                for lane in range(n):
+                    outs[lane, c] = lanes[lane]
+
+
+@njit(cache=True, nogil=True)
 def _count_ge(v64, t):
     """Number of cells >= t (0 <= t <= 128) among uint8 cells 0..127 packed 8 to a uint64.
 
@@ -267,10 +422,16 @@ def _kwta(v64, k, win_idx):
     return np.int64(n)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _i32(x):
+    """Keep a vector lane 32-bit (numba widens integer products to int64); the accumulator bound makes it exact."""
+    return np.int32(x)
+
+
 @njit(cache=True, nogil=True)
 def _conv_pool_winners(v, win_idx, n_win, cell_geo, cols, bias, mult, shift, rnd, acc, pooled, out,
-                       hw, ks, ho, wo):
-    """conv2: every winner adds value x its routed weight rows; 2x2 max-pool; requantise.
+                       hw, ks, ho, wo, bucket, vals, rows):
+    """conv2: the winners, grouped by input position, add value x routed weight rows; 2x2 max-pool; requantise.
 
     v        : uint8 input cells (c, h, w) order; win_idx [n_win] the winning cells, ascending
     cell_geo : int32 [hw, 5] per input position r = y*W + x: first accumulator run start
@@ -279,6 +440,11 @@ def _conv_pool_winners(v, win_idx, n_win, cell_geo, cols, bias, mult, shift, rnd
     acc      : int32 [ho*wo*C_out] scratch, acc[(oy*wo + ox)*C_out + o]
     pooled   : int32 [(ho//2)*(wo//2)*C_out] scratch
     out      : uint8 [C_out*(ho//2)*(wo//2)] requantised pooled values, (c, h, w) order
+    bucket   : int64 [hw + 1] scratch; vals int32, rows int64 [>= n_win] scratch
+
+    Winners at the same input position (different channels) update the same accumulator
+    runs, so they are bucketed by position (a counting sort) and up to 8 of them are added
+    per pass over a run: one load and one store of the accumulators per 8 routed rows.
     """
     c_out = bias.shape[0]
     for p in range(ho * wo):
@@ -288,21 +454,78 @@ def _conv_pool_winners(v, win_idx, n_win, cell_geo, cols, bias, mult, shift, rnd
     a_step = wo * c_out                          # accumulator run start moves up one row per ky
     c_step = ks * c_out                          # table run start moves one kernel row per ky
     c_chan = ks * ks * c_out                     # table block of one input channel
+    for r in range(hw + 1):                      # counting sort of the winners by input position
+        bucket[r] = 0
     ci = 0
     for j in range(n_win):
         i = win_idx[j]
         while i >= (ci + 1) * hw:                # winners ascend: the channel only moves forward
             ci += 1
-        val = np.int32(v[i])
-        g = cell_geo[i - ci * hw]
+        bucket[i - ci * hw + 1] += 1
+    for r in range(hw):
+        bucket[r + 1] += bucket[r]
+    ci = 0
+    for j in range(n_win):
+        i = win_idx[j]
+        while i >= (ci + 1) * hw:
+            ci += 1
+        r = i - ci * hw
+        k = bucket[r]
+        vals[k] = np.int32(v[i])
+        rows[k] = ci * c_chan
+        bucket[r] = k + 1                        # afterwards bucket[r] is the end of position r's winners
+    j0 = 0
+    for r in range(hw):
+        j1 = bucket[r]
+        if j0 == j1:
+            continue
+        g = cell_geo[r]
         n = g[2]
         for ky in range(g[3], g[4] + 1):
             a0 = g[0] - ky * a_step
-            c0 = ci * c_chan + g[1] + ky * c_step
+            cb = g[1] + ky * c_step
             a = acc[a0:a0 + n]
-            c = cols[c0:c0 + n]
-            for t in range(n):
-                a[t] += val * c[t]
+            j = j0
+            while j + 8 <= j1:
+                x0, x1, x2, x3 = vals[j], vals[j + 1], vals[j + 2], vals[j + 3]
+                x4, x5, x6, x7 = vals[j + 4], vals[j + 5], vals[j + 6], vals[j + 7]
+                c0 = cols[rows[j] + cb:]
+                c1 = cols[rows[j + 1] + cb:]
+                c2 = cols[rows[j + 2] + cb:]
+                c3 = cols[rows[j + 3] + cb:]
+                c4 = cols[rows[j + 4] + cb:]
+                c5 = cols[rows[j + 5] + cb:]
+                c6 = cols[rows[j + 6] + cb:]
+                c7 = cols[rows[j + 7] + cb:]
+                for t in range(n):
+                    a[t] += _i32(_i32(_i32(_i32(x0 * _i32(c0[t])) + _i32(x1 * _i32(c1[t])))
+                                      + _i32(_i32(x2 * _i32(c2[t])) + _i32(x3 * _i32(c3[t]))))
+                                 + _i32(_i32(_i32(x4 * _i32(c4[t])) + _i32(x5 * _i32(c5[t])))
+                                        + _i32(_i32(x6 * _i32(c6[t])) + _i32(x7 * _i32(c7[t])))))
+                j += 8
+            if j + 4 <= j1:
+                x0, x1, x2, x3 = vals[j], vals[j + 1], vals[j + 2], vals[j + 3]
+                c0 = cols[rows[j] + cb:]
+                c1 = cols[rows[j + 1] + cb:]
+                c2 = cols[rows[j + 2] + cb:]
+                c3 = cols[rows[j + 3] + cb:]
+                for t in range(n):
+                    a[t] += _i32(_i32(_i32(x0 * _i32(c0[t])) + _i32(x1 * _i32(c1[t])))
+                                 + _i32(_i32(x2 * _i32(c2[t])) + _i32(x3 * _i32(c3[t]))))
+                j += 4
+            if j + 2 <= j1:
+                x0, x1 = vals[j], vals[j + 1]
+                c0 = cols[rows[j] + cb:]
+                c1 = cols[rows[j + 1] + cb:]
+                for t in range(n):
+                    a[t] += _i32(_i32(x0 * _i32(c0[t])) + _i32(x1 * _i32(c1[t])))
+                j += 2
+            if j < j1:
+                x0 = vals[j]
+                c0 = cols[rows[j] + cb:]
+                for t in range(n):
+                    a[t] += _i32(x0 * _i32(c0[t]))
+        j0 = j1
     ph = ho // 2
     pw = wo // 2
     for py in range(ph):
@@ -346,18 +569,18 @@ def _requant_fc(acc, mult, shift, rnd, out):
 
 
 @njit(cache=True, nogil=True)
-def _word(word, scores, p, s):
-    """Every layer for one word (int8 [H*W]) into scores (int32 [n_classes])."""
+def _after_conv1(v1, v1_64, scores, p, s):
+    """Every layer after conv1 for one word whose conv1 output is v1 into scores (int32 [n_classes])."""
     (src, c1_off, c1_w, c1_nt, c1_b, c1_m, c1_s, c1_r, c1_k,
      c2_geo, c2_cols, c2_b, c2_m, c2_s, c2_r, c2_k,
      f1_dst, f1_w, f1_b, f1_m, f1_s, f1_r, f1_k,
-     f2_dst, f2_w, f2_b, geo) = p
-    (xp, pooled1, phase1, v1, v1_64, wi, acc2, pooled2, v2, v2_64, acc3, v3, v3_64, acc4) = s
+     f2_dst, f2_w, f2_b, geo, lanes) = p
+    (xp, pooled1, phase1, _v1, _v1_64, wi, acc2, pooled2, v2, v2_64, acc3, v3, v3_64, acc4, lane_bufs,
+     bucket, vals, rows) = s
     (ph1, pw1, stride1, hw2, ks2, ho2, wo2) = geo
-    _polyphase(word, src, xp)
-    _conv_pool_dense(xp, c1_off, c1_w, c1_nt, c1_b, c1_m, c1_s, c1_r, pooled1, phase1, v1, ph1, pw1, stride1)
     n = _kwta(v1_64, c1_k, wi)
-    _conv_pool_winners(v1, wi, n, c2_geo, c2_cols, c2_b, c2_m, c2_s, c2_r, acc2, pooled2, v2, hw2, ks2, ho2, wo2)
+    _conv_pool_winners(v1, wi, n, c2_geo, c2_cols, c2_b, c2_m, c2_s, c2_r, acc2, pooled2, v2, hw2, ks2, ho2, wo2,
+                       bucket, vals, rows)
     n = _kwta(v2_64, c2_k, wi)
     _fc_winners(v2, wi, n, f1_dst, f1_w, f1_b, acc3)
     _requant_fc(acc3, f1_m, f1_s, f1_r, v3)
@@ -368,10 +591,32 @@ def _word(word, scores, p, s):
 
 
 @njit(cache=True, nogil=True)
+def _word(word, scores, p, s):
+    """Every layer for one word (int8 [H*W]) into scores (int32 [n_classes]): conv1 on this word alone."""
+    (src, c1_off, c1_w, c1_nt, c1_b, c1_m, c1_s, c1_r, c1_k) = p[:9]
+    (ph1, pw1, stride1, hw2, ks2, ho2, wo2) = p[26]
+    (xp, pooled1, phase1, v1, v1_64) = s[:5]
+    _polyphase(word, src, xp)
+    _conv_pool_dense(xp, c1_off, c1_w, c1_nt, c1_b, c1_m, c1_s, c1_r, pooled1, phase1, v1, ph1, pw1, stride1)
+    _after_conv1(v1, v1_64, scores, p, s)
+
+
+@njit(cache=True, nogil=True)
 def _words(words, scores, p, s):
-    """_word for each row of words (int8 [B, H*W]) into scores (int32 [B, n_classes])."""
-    for b in range(words.shape[0]):
-        _word(words[b], scores[b], p, s)
+    """Scores (int32 [B, n_classes]) of words (int8 [B, H*W]): conv1 for _LANES words at a time
+    (_conv_pool_lanes), then the sparse layers word by word."""
+    src = p[0]
+    (ph1, pw1, stride1, hw2, ks2, ho2, wo2) = p[26]
+    (l_off, l_w, l_b, l_m) = p[27]
+    c1_nt, c1_s, c1_r = p[3], p[6], p[7]
+    (xw, pool_a, pool_b, phase, quant, outs, outs_64) = s[14]
+    for b0 in range(0, words.shape[0], _LANES):
+        n = min(_LANES, words.shape[0] - b0)
+        _polyphase_lanes(words, b0, n, src, xw)
+        _conv_pool_lanes(xw, n, l_off, l_w, c1_nt, l_b, l_m, c1_s, c1_r, pool_a, pool_b, phase, quant, outs,
+                         ph1, pw1, stride1)
+        for lane in range(n):
+            _after_conv1(outs[lane], outs_64[lane], scores[b0 + lane], p, s)
 
 
 # --------------------------------------------------------------------------------------
@@ -442,6 +687,20 @@ def _conv1_tables(layer) -> tuple:
     return src, tap_off, tap_w, n_taps.astype(np.int64), (ph, pw, stride)
 
 
+def _float_type(layer) -> type:
+    """float32 when every accumulator of `layer` is an integer below 2^23 (float32 holds every
+    integer up to 2^24 exactly, so each product and partial sum is exact, in any order, FMA
+    or not); float64 otherwise (exact up to 2^53; supports_model keeps accumulators in int32)."""
+    return np.float32 if accumulator_bits(layer) <= F32_EXACT_BITS else np.float64
+
+
+def _lane_tables(layer, tap_off: np.ndarray, tap_w: np.ndarray) -> tuple:
+    """Batched conv1 tables: offsets in the interleaved planes, float weights and bias, int32 multipliers."""
+    ft = _float_type(layer)
+    return (np.ascontiguousarray(tap_off * _LANES), tap_w.astype(ft), layer.bias.astype(ft),
+            layer.requant_mult.astype(np.int32))
+
+
 def _run_geometry(layer) -> np.ndarray:
     """Per input position r = y*W + x of a conv: where its winners' runs start (see _conv_pool_winners)."""
     c_out, ks = layer.out_channels, layer.kernel_size
@@ -493,8 +752,8 @@ def _build_tables(model: SparseModel) -> tuple[tuple, dict]:
     tables = (src, c1_off, c1_w, c1_nt, i64(l1.bias), *_requant_params(l1), int(l1.k),
               _run_geometry(l2), _routed_columns(l2), i64(l2.bias), *_requant_params(l2), int(l2.k),
               f1_dst, f1_w, i64(l3.bias), *_requant_params(l3), int(l3.k),
-              f2_dst, f2_w, i64(l4.bias), geo)
-    sizes = {"xp": len(src), "pooled1": ph1 * stride1, "v1": int(np.prod(l1.out_shape)),
+              f2_dst, f2_w, i64(l4.bias), geo, _lane_tables(l1, c1_off, c1_w))
+    sizes = {"float1": _float_type(l1), "hw2": h2 * w2, "xp": len(src), "pooled1": ph1 * stride1, "v1": int(np.prod(l1.out_shape)),
              "acc2": ho2 * wo2 * l2.out_channels, "pooled2": int(np.prod(l2.out_shape)),
              "v2": int(np.prod(l2.out_shape)), "fc1": l3.out_channels, "fc2": l4.out_channels}
     return tables, sizes
@@ -512,7 +771,16 @@ def _new_scratch(sizes: dict) -> tuple:
     return (_aligned(sizes["xp"], np.int32), _aligned(sizes["pooled1"], np.int32),
             _aligned(sizes["pooled1"], np.int32), v1, v1_64, np.zeros(n_win, np.int64),
             _aligned(sizes["acc2"], np.int32), _aligned(sizes["pooled2"], np.int32), v2, v2_64,
-            _aligned(sizes["fc1"], np.int32), v3, v3_64, np.zeros(sizes["fc2"], np.int32))
+            _aligned(sizes["fc1"], np.int32), v3, v3_64, np.zeros(sizes["fc2"], np.int32), _lane_scratch(sizes),
+            np.zeros(sizes["hw2"] + 1, np.int64), np.zeros(len(v1), np.int32), np.zeros(len(v1), np.int64))
+
+
+def _lane_scratch(sizes: dict) -> tuple:
+    """Buffers of the batched conv1 (_conv_pool_lanes): _LANES words at a time."""
+    ft, nq = sizes["float1"], sizes["pooled1"] * _LANES
+    outs = _aligned(_LANES * (-(-sizes["v1"] // _CELLS) * _CELLS), np.uint8).reshape(_LANES, -1)
+    return (_aligned(sizes["xp"] * _LANES, ft), _aligned(nq, ft), _aligned(nq, ft), _aligned(nq, ft),
+            _aligned(nq, np.int32), outs, outs.view(np.uint64))
 
 
 def default_threads() -> int:
