@@ -20,7 +20,7 @@ sys.path.insert(0, str(TESTS))
 
 from common import CORE_SOURCES, SIM_BUILD, TOP_SOURCES, run_cocotb  # noqa: E402
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(2700)   # Verilator builds of the engines take minutes on 2 cores
 N_CLIPS = os.environ.get("SK_N_CLIPS", "50")
 
 
@@ -32,12 +32,48 @@ def test_sk_requant_icarus():
     run_cocotb("sk_requant", ["sk_requant.v"], "test_sk_requant", sim="icarus")
 
 
-def test_sk_word_in_icarus():
-    run_cocotb("sk_word_in", ["sk_word_in.v"], "test_sk_word_in", sim="icarus")
+def test_sk_conv1_verilator():
+    """Dense conv1 engine: random/real/tie-heavy words, bubbles, back-pressure, run-time reload, interval."""
+    SIM_BUILD.mkdir(parents=True, exist_ok=True)
+    run_cocotb("sk_conv1", ["sk_requant.v", "sk_conv1.v"], "test_sk_conv1", sim="verilator",
+               extra_env={"SK_N_WORDS": "8", "SK_MEASURE_OUT": str(SIM_BUILD / "conv1_interval.json")})
 
 
 def test_sk_loader_icarus():
     run_cocotb("sk_loader", ["sk_loader.v"], "test_sk_loader", sim="icarus", parameters=_tiny_hdr())
+
+
+# sk_layer in fully connected mode (fc1 / fc2 engine): (parameters, words per model, max interval)
+FC_LAYER_CONFIGS = {
+    "small_lanes4_pp": (dict(FAN_IN=96, OUT_C=45, N_PACK=5, LANES=4, PINGPONG=1, FINAL=0), 6, None),
+    "small_lanes1": (dict(FAN_IN=64, OUT_C=24, N_PACK=3, LANES=1, PINGPONG=0, FINAL=0), 4, None),
+    "final_pp": (dict(FAN_IN=150, OUT_C=12, N_PACK=1, LANES=1, PINGPONG=1, FINAL=1), 5, None),
+    "fc1_size": (dict(FAN_IN=1600, OUT_C=1500, N_PACK=25, LANES=8, PINGPONG=1, FINAL=0), 3, 520),
+    "fc2_size": (dict(FAN_IN=1500, OUT_C=12, N_PACK=1, LANES=1, PINGPONG=1, FINAL=1), 3, 250),
+}
+
+
+@pytest.mark.parametrize("cfg", list(FC_LAYER_CONFIGS))
+def test_sk_layer_fc_icarus(cfg):
+    """sk_layer fc mode vs golden arithmetic: winners, ties, bubbles, back-pressure, ping-pong, lanes."""
+    p, n, limit = FC_LAYER_CONFIGS[cfg]
+    params = dict(LAYER_ID=2, KIND=1, IN_C=p["FAN_IN"], IN_H=1, IN_W=1, KS=1, POOL=1, ACC_W=26, **p)
+    env = {f"SKL_{k}": str(v) for k, v in params.items()}
+    env["SKL_N_WORDS"] = str(n)
+    if p["FAN_IN"] * p["OUT_C"] // p["N_PACK"] > 50_000:
+        env["SKL_VARIANTS"] = "saturate"       # the weight load takes ~10^5 cycles per model on Icarus
+    if limit:
+        env["SK_LAYER_MAX_INTERVAL"] = str(limit)
+        env["SKL_STEADY_K"] = "180" if not p["FINAL"] else "1"     # the shipped k3
+    run_cocotb("sk_layer", ["sk_requant.v", "sk_layer.v"], "test_sk_layer", sim="icarus", parameters=params,
+               tag="_" + cfg, extra_env=env)
+
+
+def test_sk_conv2_verilator():
+    """conv2 engine (one winner per cycle): random models, ties, second model, real words vs golden_trace."""
+    SIM_BUILD.mkdir(parents=True, exist_ok=True)
+    run_cocotb("sk_conv2", ["sk_requant.v", "sk_conv2.v"], "test_sk_conv2", sim="verilator",
+               extra_env={"SK_N_CLIPS": "8", "SK_MEASURE_OUT": str(SIM_BUILD / "conv2_interval.json")})
 
 
 def test_sk_core_verilator():

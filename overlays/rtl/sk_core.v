@@ -2,8 +2,8 @@
 `default_nettype none
 `timescale 1ns / 1ps
 
-// A layer pipeline: sk_word_in -> conv1 -> conv2 -> fc1 -> fc2, each layer its
-// own sk_layer engine, connected by winner FIFOs deep enough for k winners, so
+// A layer pipeline: conv1 (sk_conv1, reads the input beats) -> conv2 -> fc1 -> fc2,
+// each layer its own engine, connected by winner FIFOs deep enough for k winners, so
 // that different words occupy different layers at the same time.
 module sk_core #(
     parameter L1_FIFO_DEPTH = 2048,  // conv1 -> conv2 winners (>= k1 + 1 keeps conv1 from stalling; shipped k1 = 1505)
@@ -48,39 +48,30 @@ wire        res_push, res_afull;
 wire [4:0]  busy_v;
 wire [3:0]  stall_v;
 
-sk_word_in word_in_inst (
-    .clk(clk), .rst(rst),
-    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
-    .s_axis_tlast(s_axis_tlast),
-    .m_data(w0_d), .m_push(w0_push), .m_afull(w0_afull), .busy(busy_v[0])
-);
-
-sk_fifo #(.WIDTH(46), .DEPTH(16), .AFULL_SLACK(4)) fifo0_inst (
-    .clk(clk), .rst(rst), .s_data(w0_d), .s_valid(w0_push), .s_ready(), .s_afull(w0_afull),
-    .m_data(w0_q), .m_valid(w0_valid), .m_ready(w0_ready), .count()
-);
-
-sk_layer #(.LAYER_ID(0), .KIND(0), .IN_C(1), .IN_H(32), .IN_W(32), .FAN_IN(25), .OUT_C(64), .KS(5),
-           .N_PACK(4), .POOL(2), .FINAL(0), .ACC_W(20)) conv1_inst (
+// conv1: dense-input engine (sk_conv1.v): reads the input beats itself (two-word buffer, TLAST
+// framing), conv + 2x2 max-pool + requant, k-WTA select; winners in idx order
+sk_conv1 #(.LAYER_ID(0), .ACC_W(20)) conv1_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
-    .s_data(w0_q), .s_valid(w0_valid), .s_ready(w0_ready),
+    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+    .s_axis_tlast(s_axis_tlast),
     .m_data(w1_d), .m_push(w1_push), .m_afull(w1_afull),
-    .r_data(), .r_push(), .r_afull(1'b0), .busy(busy_v[1]), .stall(stall_v[0])
+    .in_busy(busy_v[0]), .busy(busy_v[1]), .stall(stall_v[0])
 );
+assign w0_valid = 1'b0;   // no input winner FIFO any more (sk_conv1 reads the beats)
 
 sk_fifo #(.WIDTH(46), .DEPTH(L1_FIFO_DEPTH), .AFULL_SLACK(4)) fifo1_inst (
     .clk(clk), .rst(rst), .s_data(w1_d), .s_valid(w1_push), .s_ready(), .s_afull(w1_afull),
     .m_data(w1_q), .m_valid(w1_valid), .m_ready(w1_ready), .count()
 );
 
-sk_layer #(.LAYER_ID(1), .KIND(0), .IN_C(64), .IN_H(14), .IN_W(14), .FAN_IN(1600), .OUT_C(64), .KS(5),
-           .N_PACK(8), .POOL(2), .FINAL(0), .ACC_W(26)) conv2_inst (
+// conv2: dedicated engine (sk_conv2.v): one winner per cycle, 25 taps x 8 packed kernels in parallel
+sk_conv2 #(.LAYER_ID(1), .ACC_W(26)) conv2_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w1_q), .s_valid(w1_valid), .s_ready(w1_ready),
     .m_data(w2_d), .m_push(w2_push), .m_afull(w2_afull),
-    .r_data(), .r_push(), .r_afull(1'b0), .busy(busy_v[2]), .stall(stall_v[1])
+    .busy(busy_v[2]), .stall(stall_v[1])
 );
 
 sk_fifo #(.WIDTH(46), .DEPTH(L2_FIFO_DEPTH), .AFULL_SLACK(4)) fifo2_inst (
@@ -89,7 +80,7 @@ sk_fifo #(.WIDTH(46), .DEPTH(L2_FIFO_DEPTH), .AFULL_SLACK(4)) fifo2_inst (
 );
 
 sk_layer #(.LAYER_ID(2), .KIND(1), .IN_C(1600), .IN_H(1), .IN_W(1), .FAN_IN(1600), .OUT_C(1500), .KS(1),
-           .N_PACK(25), .POOL(1), .FINAL(0), .ACC_W(26)) fc1_inst (
+           .N_PACK(25), .POOL(1), .FINAL(0), .ACC_W(26), .LANES(8), .PINGPONG(1)) fc1_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w2_q), .s_valid(w2_valid), .s_ready(w2_ready),
@@ -105,7 +96,7 @@ sk_fifo #(.WIDTH(46), .DEPTH(L3_FIFO_DEPTH), .AFULL_SLACK(4)) fifo3_inst (
 wire [45:0] unused_m;
 wire        unused_push;
 sk_layer #(.LAYER_ID(3), .KIND(1), .IN_C(1500), .IN_H(1), .IN_W(1), .FAN_IN(1500), .OUT_C(12), .KS(1),
-           .N_PACK(1), .POOL(1), .FINAL(1), .ACC_W(26)) fc2_inst (
+           .N_PACK(1), .POOL(1), .FINAL(1), .ACC_W(26), .LANES(1), .PINGPONG(1)) fc2_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w3_q), .s_valid(w3_valid), .s_ready(w3_ready),

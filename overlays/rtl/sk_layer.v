@@ -9,18 +9,36 @@
 // accumulator of kernel g*N_PACK+owner (the Route step). Accumulators live in
 // POOL*POOL banks per group (by output row/column parity) so that the 2x2
 // max-pool reads all four in one cycle.
-// After the end beat: read out every (kernel, pooled position) once (clearing
-// it), add the bias, requantise, write the value memory and a 128-bin
-// histogram; scan the histogram from the top for the k-WTA threshold T; scan
-// the value memory in index order and emit the winners (v > T, then the first
-// k - count(v > T) with v == T; nothing when v == 0) and an end beat.
+// After the end beat (the "back end"): read out every (kernel, pooled position)
+// once (clearing it), add the bias, requantise, write the value memory and a
+// 128-bin histogram; scan the histogram from the top for the k-WTA threshold T;
+// scan the value memory in index order and emit the winners (v > T, then the
+// first k - count(v > T) with v == T; nothing when v == 0) and an end beat.
 // The final layer (FINAL = 1) instead emits one result: scores and argmax.
+//
+// Parallel back end (fully connected layers, LANES > 1): the readout reads slot
+// s of LANES groups per cycle (kernels (t*LANES + j)*N_PACK + s, j = lane), each
+// lane with its own bias/mult/shift memory (kernels of the groups = j mod
+// LANES), requantiser and histogram (summed in the threshold scan). The value
+// memory is LANES banks by idx mod LANES (N_PACK odd, LANES a power of two: the
+// LANES values of one readout cycle fall into different banks); the select scan
+// reads one word of LANES cells in idx order per cycle and emits its winners
+// lowest index first, one per cycle, with the tie budget.
+// The threshold scan stops at T (the select starts) and clears the remaining
+// histogram bins in the background.
+// PINGPONG = 1: two accumulator buffers per bank; the next word's scatter runs
+// while the back end reads out, thresholds and selects the previous word.
 //
 // Winner beat (46 bits): {end, tag, idx[15:0], c[10:0], y[4:0], x[4:0], val[6:0]}
 //   idx = flattened index c*H*W + y*W + x; tag = the word's TLAST flag (end beat).
 // Result (FINAL): {tag, class[7:0], score[OUT_C-1], ..., score[0]} (int32 each)
 // Load bus: ld_sel 0 entry (ld_group g, ld_addr f, ld_data = weight | owner << 8),
 //   1 bias, 2 mult, 3 shift (ld_addr = kernel), 4 k.
+//
+// Memory coding (for BRAM / LUT-RAM inference): every memory has one write
+// port and synchronous reads (registered, with enable) except the small
+// histograms (asynchronous reads, LUT-RAM); no reset loops (the accumulators and
+// histograms are cleared by a sweep after reset).
 module sk_layer #(
     parameter LAYER_ID = 0,    // position of this layer in the weight image (0..3)
     parameter KIND     = 0,    // 0: conv (KS x KS valid cross-correlation), 1: fully connected
@@ -33,7 +51,9 @@ module sk_layer #(
     parameter N_PACK   = 8,    // kernels packed into one dense kernel
     parameter POOL     = 2,    // 2: 2x2 max-pool stride 2 (conv, even output size), 1: none
     parameter FINAL    = 0,    // 1: last layer: scores out, no requantisation or k-WTA
-    parameter ACC_W    = 26    // bits of the product sums (>= bits of 16129*FAN_IN + sign)
+    parameter ACC_W    = 26,   // bits of the product sums (>= bits of 16129*FAN_IN + sign)
+    parameter LANES    = 1,    // back-end lanes (power of two; > 1 needs KIND 1, FINAL 0, N_PACK odd)
+    parameter PINGPONG = 0     // 1: double accumulators, scatter overlaps the back end
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -83,6 +103,16 @@ localparam VW    = (N_OUT > 1) ? $clog2(N_OUT) : 1;
 localparam CNT_W = $clog2(N_OUT + 1);
 localparam CLR_N = (DEPTH > 128) ? DEPTH : 128;
 localparam EW    = 8 + OWN_W;                         // stored entry: owner, weight
+localparam L     = LANES;
+localparam LSH   = (L > 1) ? $clog2(L) : 0;           // log2(LANES)
+localparam NSTEP = (G + L - 1) / L;                   // readout steps (LANES groups each)
+localparam SW    = (NSTEP > 1) ? $clog2(NSTEP) : 1;
+localparam PDEPTH = NSTEP * N_PACK;                   // kernels per lane parameter memory
+localparam PAW   = (PDEPTH > 1) ? $clog2(PDEPTH) : 1;
+localparam VDEPTH = (N_OUT + L - 1) / L;              // words of LANES cells in the value memory
+localparam VAW   = (VDEPTH > 1) ? $clog2(VDEPTH) : 1;
+localparam NBUF  = PINGPONG ? 2 : 1;
+localparam IDXW  = VW + 2;                            // lane index width (padded lanes exceed N_OUT)
 
 initial begin
     if (OUT_C % N_PACK != 0) begin
@@ -93,17 +123,28 @@ initial begin
         $error("sk_layer: POOL = 2 needs a conv layer with an even output size (%m)");
         $finish;
     end
+    if (L < 1 || (1 << LSH) != L || (L > 1 && (KIND != 1 || FINAL != 0 || N_PACK % 2 == 0))) begin
+        $error("sk_layer: LANES must be a power of two; LANES > 1 needs KIND 1, FINAL 0, odd N_PACK (%m)");
+        $finish;
+    end
 end
 
-localparam [2:0] ST_CLEAR = 3'd0, ST_RUN = 3'd1, ST_DRAIN = 3'd2, ST_READOUT = 3'd3,
-                 ST_THRESH = 3'd4, ST_SELECT = 3'd5, ST_END = 3'd6, ST_RESULT = 3'd7;
+// front end (scatter) and back end states
+localparam [1:0] F_CLEAR = 2'd0, F_RUN = 2'd1, F_DRAIN = 2'd2, F_WAIT = 2'd3;
+localparam [2:0] B_IDLE = 3'd0, B_READOUT = 3'd1, B_THRESH = 3'd2, B_SELECT = 3'd3, B_END = 3'd4,
+                 B_RESULT = 3'd5;
 
-reg [2:0] state_reg = ST_CLEAR;
+reg [1:0] fs_reg = F_CLEAR;
+reg [2:0] bs_reg = B_IDLE;
 reg [$clog2(CLR_N+1)-1:0] clr_reg = 0;
-reg       tag_reg = 1'b0;
+reg       sc_tag_reg = 1'b0;          // TLAST flag of the word being scattered
+reg       tag_reg = 1'b0;             // TLAST flag of the word in the back end
+reg       sc_buf_reg = 1'b0;          // accumulator buffer of the scatter
+reg       ro_buf_reg = 1'b0;          // accumulator buffer of the back end
 reg [31:0] k_reg = 0;
 
 wire ld_here = ld_we && ld_layer == LAYER_ID;
+wire clearing = (fs_reg == F_CLEAR);
 
 // ---------------------------------------------------------------- scatter: tap iteration
 reg        it_active_reg = 1'b0;
@@ -115,11 +156,11 @@ reg [6:0]  it_val_reg = 0;
 
 wire s_end = s_data[45];
 wire last_tap = (KIND != 0) || (it_ky_reg == it_ky_hi_reg && it_kx_reg == it_kx_hi_reg);
-assign s_ready = (state_reg == ST_RUN) && (!it_active_reg || last_tap);
+assign s_ready = (fs_reg == F_RUN) && (!it_active_reg || last_tap);
 wire s_take = s_valid && s_ready;
 
 // stage 0: issue the weight read at fan-in position f
-wire        s0_valid = (state_reg == ST_RUN) && it_active_reg;
+wire        s0_valid = it_active_reg;
 wire [31:0] s0_f32 = (KIND == 0) ? it_c_reg * (KS * KS) + it_ky_reg * KS + it_kx_reg : it_idx_reg;
 wire [FW-1:0] s0_f = s0_f32[FW-1:0];
 wire [4:0]  s0_oy = (KIND == 0) ? it_y_reg - it_ky_reg : 5'd0;   // fc: one output position
@@ -190,26 +231,31 @@ always @(posedge clk) begin
 end
 
 // ---------------------------------------------------------------- readout counters
+// step t (LANES groups), slot s (kernel within the group), pooled position p
 reg        ro_active_reg = 1'b0;
-reg [OCW-1:0] ro_o_reg = 0;           // kernel
-reg [7:0]  ro_g_reg = 0;              // its group
-reg [OWN_W-1:0] ro_s_reg = 0;         // its owner slot
-reg [15:0] ro_p_reg = 0;              // pooled position
-reg [VW-1:0] ro_idx_reg = 0;          // flat output index
-wire ro_last = (ro_o_reg == OUT_C - 1) && (ro_p_reg == NPOS - 1);
+reg [SW-1:0] ro_t_reg = 0;
+reg [OWN_W-1:0] ro_s_reg = 0;
+reg [15:0] ro_p_reg = 0;
+reg [IDXW-1:0] ro_idx_reg = 0;         // flat output index of lane 0
+wire ro_slot_last = (ro_s_reg == N_PACK - 1) && (ro_p_reg == NPOS - 1);
+wire ro_last = (ro_t_reg == NSTEP - 1) && ro_slot_last;
 wire [31:0] ro_addr32 = ro_s_reg * NPOS + ro_p_reg;
 wire [AW-1:0] ro_addr = ro_addr32[AW-1:0];
+wire [31:0] ro_paddr32 = ro_t_reg * N_PACK + ro_s_reg;   // kernel parameter address (all lanes)
+wire [PAW-1:0] ro_paddr = ro_paddr32[PAW-1:0];
 
 reg        r1_valid_reg = 1'b0;
-reg [7:0]  r1_g_reg = 0;
+reg [SW-1:0] r1_t_reg = 0;
 reg [AW-1:0] r1_addr_reg = 0;
-reg [OCW-1:0] r1_o_reg = 0;
-reg [VW-1:0] r1_idx_reg = 0;
+reg [IDXW-1:0] r1_idx_reg = 0;
+reg        ro_buf_q_reg = 1'b0;
+
+wire ro_phase = (bs_reg == B_READOUT);
 
 // ---------------------------------------------------------------- memories per group
-wire [ACC_W*NB*G-1:0] acc_q_flat;     // bank read data of all groups
+wire [ACC_W*NB*NSTEP*L-1:0] acc_ro_flat;   // bank read data of all groups (back-end buffer), padded
 
-genvar g, b;
+genvar g, b, u, j;
 generate
 for (g = 0; g < G; g = g + 1) begin : grp
     reg [EW-1:0] wmem [0:FAN_IN-1];
@@ -233,8 +279,10 @@ for (g = 0; g < G; g = g + 1) begin : grp
     reg [AW-1:0] addr2_reg = 0, addr2p_reg = 0;
     reg signed [15:0] prod2_reg = 0;
     reg signed [ACC_W-1:0] sum2p_reg = 0;
-    wire [ACC_W*NB-1:0] bank_q;
-    wire signed [ACC_W-1:0] rd2 = bank_q[s2_bank_reg*ACC_W +: ACC_W];
+    wire [ACC_W*NB*NBUF-1:0] bank_q;      // {buffer, bank}
+    wire [ACC_W*NB-1:0] sc_q = (NBUF > 1 && sc_buf_reg) ? bank_q[ACC_W*NB*NBUF-1 -: ACC_W*NB] : bank_q[0 +: ACC_W*NB];
+    wire [ACC_W*NB-1:0] ro_q = (NBUF > 1 && ro_buf_q_reg) ? bank_q[ACC_W*NB*NBUF-1 -: ACC_W*NB] : bank_q[0 +: ACC_W*NB];
+    wire signed [ACC_W-1:0] rd2 = sc_q[s2_bank_reg*ACC_W +: ACC_W];
     // forward the previous write-back when it hit the same entry (read-modify-write hazard)
     wire fwd = s2p_valid_reg && s2p_bank_reg == s2_bank_reg && addr2p_reg == addr2_reg;
     wire signed [ACC_W-1:0] sum2 = (fwd ? sum2p_reg : rd2) + prod2_reg;
@@ -246,141 +294,254 @@ for (g = 0; g < G; g = g + 1) begin : grp
         sum2p_reg <= sum2;
     end
 
-    for (b = 0; b < NB; b = b + 1) begin : bank
-        reg [ACC_W-1:0] accm [0:DEPTH-1];
-        reg [ACC_W-1:0] q_reg = 0;
-        // one write port: clear sweep, scatter write-back, or clear-after-readout
-        wire we_clr = (state_reg == ST_CLEAR) && clr_reg < DEPTH;
-        wire we_sc  = s2_valid_reg && s2_bank_reg == b;
-        wire we_ro  = r1_valid_reg && r1_g_reg == g;
-        wire [AW-1:0] ra = (state_reg == ST_READOUT) ? ro_addr : addr1;
-        always @(posedge clk) begin
-            if (we_clr) begin
-                accm[clr_reg[AW-1:0]] <= {ACC_W{1'b0}};
-            end else if (we_sc) begin
-                accm[addr2_reg] <= sum2;
-            end else if (we_ro) begin
-                accm[r1_addr_reg] <= {ACC_W{1'b0}};
+    for (u = 0; u < NBUF; u = u + 1) begin : bf
+        // this buffer is the back end's while it reads out (always the case for NBUF = 1 in B_READOUT)
+        wire is_ro = ro_phase && (NBUF == 1 || ro_buf_reg == u);
+        wire is_sc = (NBUF == 1 || sc_buf_reg == u);
+        wire is_r1 = (NBUF == 1 || ro_buf_q_reg == u);
+        for (b = 0; b < NB; b = b + 1) begin : bank
+            reg [ACC_W-1:0] accm [0:DEPTH-1];
+            reg [ACC_W-1:0] q_reg = 0;
+            // one write port: clear sweep, scatter write-back, or clear-after-readout
+            wire we_clr = clearing && clr_reg < DEPTH;
+            wire we_sc  = s2_valid_reg && s2_bank_reg == b && is_sc;
+            wire we_ro  = r1_valid_reg && r1_t_reg == g / L && is_r1;
+            wire [AW-1:0] ra = is_ro ? ro_addr : addr1;
+            always @(posedge clk) begin
+                if (we_clr) begin
+                    accm[clr_reg[AW-1:0]] <= {ACC_W{1'b0}};
+                end else if (we_sc) begin
+                    accm[addr2_reg] <= sum2;
+                end else if (we_ro) begin
+                    accm[r1_addr_reg] <= {ACC_W{1'b0}};
+                end
+                q_reg <= accm[ra];
             end
-            q_reg <= accm[ra];
+            assign bank_q[(u*NB + b)*ACC_W +: ACC_W] = q_reg;
         end
-        assign bank_q[b*ACC_W +: ACC_W] = q_reg;
     end
-    assign acc_q_flat[g*NB*ACC_W +: NB*ACC_W] = bank_q;
+    assign acc_ro_flat[g*NB*ACC_W +: NB*ACC_W] = ro_q;
+end
+if (NSTEP * L > G) begin : pad
+    assign acc_ro_flat[ACC_W*NB*NSTEP*L-1 : G*NB*ACC_W] = 0;
 end
 endgenerate
 
-// bias, mult, shift per kernel
-reg [31:0] bias_mem [0:OUT_C-1];
-reg [15:0] mult_mem [0:OUT_C-1];
-reg [5:0]  shift_mem [0:OUT_C-1];
-reg [31:0] bias_q_reg = 0;
-reg [15:0] mult_q_reg = 0;
-reg [5:0]  shift_q_reg = 0;
+// ---------------------------------------------------------------- kernel parameters (per lane)
+// lane j holds the kernels of groups g = j mod LANES at (g / LANES) * N_PACK + (o mod N_PACK)
+reg        pld_we_reg = 1'b0;
+reg [2:0]  pld_sel_reg = 0;
+reg [15:0] pld_lane_reg = 0;
+reg [PAW-1:0] pld_addr_reg = 0;
+reg [31:0] pld_data_reg = 0;
+wire [OCW-1:0] ld_o = ld_addr[OCW-1:0];
+wire [OCW-1:0] ld_g = (L > 1) ? ld_o / N_PACK : 0;        // constant divider, load path only
+wire [OCW-1:0] ld_s = (L > 1) ? ld_o - ld_g * N_PACK : 0;
+wire [31:0] ld_pa32 = (L > 1) ? (ld_g >> LSH) * N_PACK + ld_s : ld_o;
 always @(posedge clk) begin
-    if (ld_here && ld_sel == 3'd1) bias_mem[ld_addr[OCW-1:0]] <= ld_data;
-    if (ld_here && ld_sel == 3'd2) mult_mem[ld_addr[OCW-1:0]] <= ld_data[15:0];
-    if (ld_here && ld_sel == 3'd3) shift_mem[ld_addr[OCW-1:0]] <= ld_data[5:0];
+    pld_we_reg   <= ld_here && (ld_sel == 3'd1 || ld_sel == 3'd2 || ld_sel == 3'd3);
+    pld_sel_reg  <= ld_sel;
+    pld_lane_reg <= (L > 1) ? (ld_g & (L - 1)) : 16'd0;
+    pld_addr_reg <= ld_pa32[PAW-1:0];
+    pld_data_reg <= ld_data;
     if (ld_here && ld_sel == 3'd4) k_reg <= ld_data;
-    bias_q_reg  <= bias_mem[ro_o_reg];
-    mult_q_reg  <= mult_mem[ro_o_reg];
-    shift_q_reg <= shift_mem[ro_o_reg];
 end
 
-// ---------------------------------------------------------------- readout pipeline
-// r1: bank data of all groups -> pick group, 2x2 max
-wire [ACC_W*NB-1:0] r1_banks = acc_q_flat[r1_g_reg*NB*ACC_W +: NB*ACC_W];
+// ---------------------------------------------------------------- readout, requantisation, histograms (per lane)
 function signed [ACC_W-1:0] smax(input signed [ACC_W-1:0] a, input signed [ACC_W-1:0] b2);
     smax = (a > b2) ? a : b2;
 endfunction
-wire signed [ACC_W-1:0] r1_pool = (NB == 4) ?
-    smax(smax($signed(r1_banks[0 +: ACC_W]), $signed(r1_banks[ACC_W*(NB>1?1:0) +: ACC_W])),
-         smax($signed(r1_banks[ACC_W*(NB>2?2:0) +: ACC_W]), $signed(r1_banks[ACC_W*(NB>3?3:0) +: ACC_W]))) :
-    $signed(r1_banks[0 +: ACC_W]);
 
-reg        r2_valid_reg = 1'b0;
-reg signed [31:0] r2_acc_reg = 0;
-reg [15:0] r2_mult_reg = 0;
-reg [5:0]  r2_shift_reg = 0;
-reg [OCW-1:0] r2_o_reg = 0;
-reg [VW-1:0] r2_idx_reg = 0;
-
-always @(posedge clk) begin
-    r1_valid_reg <= ro_active_reg;
-    r1_g_reg     <= ro_g_reg;
-    r1_addr_reg  <= ro_addr;
-    r1_o_reg     <= ro_o_reg;
-    r1_idx_reg   <= ro_idx_reg;
-    r2_valid_reg <= r1_valid_reg;
-    r2_acc_reg   <= {{(32-ACC_W){r1_pool[ACC_W-1]}}, r1_pool} + $signed(bias_q_reg);
-    r2_mult_reg  <= mult_q_reg;
-    r2_shift_reg <= shift_q_reg;
-    r2_o_reg     <= r1_o_reg;
-    r2_idx_reg   <= r1_idx_reg;
-    if (rst) begin
-        r1_valid_reg <= 1'b0;
-        r2_valid_reg <= 1'b0;
-    end
-end
-
-wire       rq_valid;
-wire [6:0] rq_y;
-sk_requant #(.ACC_W(32)) requant_inst (
-    .clk(clk), .in_valid(r2_valid_reg && !FINAL), .acc(r2_acc_reg), .mult(r2_mult_reg),
-    .shift(r2_shift_reg), .out_valid(rq_valid), .y(rq_y)
-);
-reg [VW-1:0] r3_idx_reg = 0, r4_idx_reg = 0, r5_idx_reg = 0;
-always @(posedge clk) begin
-    r3_idx_reg <= r2_idx_reg;
-    r4_idx_reg <= r3_idx_reg;
-    r5_idx_reg <= r4_idx_reg;
-end
-wire rq_take = rq_valid && !rst;
-
-// ---------------------------------------------------------------- histogram and threshold
-reg [CNT_W-1:0] hist [0:127];
-reg [7:0]  th_t_reg = 0;                  // bin being scanned (counts down)
+reg [7:0]  th_t_reg = 0;                  // bin being scanned / cleared (counts down)
+reg        th_active_reg = 1'b0;
 reg        th_found_reg = 1'b0;
 reg [31:0] th_above_reg = 0;              // count(v > t)
 reg [6:0]  thr_reg = 0;                   // threshold T
 reg [31:0] ties_reg = 0;                  // ties still to take
-wire [CNT_W-1:0] th_cnt = hist[th_t_reg[6:0]];
+wire [CNT_W*L-1:0] th_cnt_flat;
+wire [L-1:0] lane_rq_valid;
+wire [7*L-1:0] lane_rq_y;
+wire [IDXW*L-1:0] lane_rq_idx;
+wire signed [31:0] r2_acc0;               // lane 0 (FINAL)
+wire r2_valid0;
+reg  [OCW-1:0] r2_o_reg = 0;              // lane-0 kernel at r2 (FINAL)
+
+generate
+for (j = 0; j < L; j = j + 1) begin : lane
+    reg [31:0] bias_mem [0:PDEPTH-1];
+    reg [15:0] mult_mem [0:PDEPTH-1];
+    reg [5:0]  shift_mem [0:PDEPTH-1];
+    reg [31:0] bias_q_reg = 0;
+    reg [15:0] mult_q_reg = 0;
+    reg [5:0]  shift_q_reg = 0;
+    wire pwe = pld_we_reg && pld_lane_reg == j;
+    always @(posedge clk) begin
+        if (pwe && pld_sel_reg == 3'd1) bias_mem[pld_addr_reg] <= pld_data_reg;
+        if (pwe && pld_sel_reg == 3'd2) mult_mem[pld_addr_reg] <= pld_data_reg[15:0];
+        if (pwe && pld_sel_reg == 3'd3) shift_mem[pld_addr_reg] <= pld_data_reg[5:0];
+        if (ro_active_reg) begin
+            bias_q_reg  <= bias_mem[ro_paddr];
+            mult_q_reg  <= mult_mem[ro_paddr];
+            shift_q_reg <= shift_mem[ro_paddr];
+        end
+    end
+
+    // r1: bank data of group t*LANES + j -> 2x2 max
+    // NSTEP:1 multiplexer by constant part-selects (no shifter over the whole bank vector)
+    wire [31:0] gsel = r1_t_reg * L + j;
+    wire lane_ok = (gsel < G);
+    reg [ACC_W*NB-1:0] r1_banks;
+    integer ti;
+    always @* begin
+        r1_banks = acc_ro_flat[j*NB*ACC_W +: NB*ACC_W];
+        for (ti = 1; ti < NSTEP; ti = ti + 1) begin
+            if (r1_t_reg == ti) begin
+                r1_banks = acc_ro_flat[(ti*L + j)*NB*ACC_W +: NB*ACC_W];
+            end
+        end
+    end
+    wire signed [ACC_W-1:0] r1_pool = (NB == 4) ?
+        smax(smax($signed(r1_banks[0 +: ACC_W]), $signed(r1_banks[ACC_W*(NB>1?1:0) +: ACC_W])),
+             smax($signed(r1_banks[ACC_W*(NB>2?2:0) +: ACC_W]), $signed(r1_banks[ACC_W*(NB>3?3:0) +: ACC_W]))) :
+        $signed(r1_banks[0 +: ACC_W]);
+
+    reg        r2_valid_reg = 1'b0;
+    reg signed [31:0] r2_acc_reg = 0;
+    reg [15:0] r2_mult_reg = 0;
+    reg [5:0]  r2_shift_reg = 0;
+    reg [IDXW-1:0] r2_idx_reg = 0, r3_idx_reg = 0, r4_idx_reg = 0, r5_idx_reg = 0;
+    always @(posedge clk) begin
+        r2_valid_reg <= r1_valid_reg && lane_ok;
+        r2_acc_reg   <= {{(32-ACC_W){r1_pool[ACC_W-1]}}, r1_pool} + $signed(bias_q_reg);
+        r2_mult_reg  <= mult_q_reg;
+        r2_shift_reg <= shift_q_reg;
+        r2_idx_reg   <= r1_idx_reg + j * N_PACK * NPOS;
+        r3_idx_reg   <= r2_idx_reg;
+        r4_idx_reg   <= r3_idx_reg;
+        r5_idx_reg   <= r4_idx_reg;
+        if (rst) begin
+            r2_valid_reg <= 1'b0;
+        end
+    end
+
+    wire       rq_valid;
+    wire [6:0] rq_y;
+    sk_requant #(.ACC_W(32)) requant_inst (
+        .clk(clk), .in_valid(r2_valid_reg && !FINAL), .acc(r2_acc_reg), .mult(r2_mult_reg),
+        .shift(r2_shift_reg), .out_valid(rq_valid), .y(rq_y)
+    );
+    wire rq_take = rq_valid && !rst;
+    assign lane_rq_valid[j] = rq_take;
+    assign lane_rq_y[7*j +: 7] = rq_y;
+    assign lane_rq_idx[IDXW*j +: IDXW] = r5_idx_reg;
+
+    // histogram of this lane (LUT-RAM: asynchronous reads)
+    reg [CNT_W-1:0] hist [0:127];
+    always @(posedge clk) begin
+        if (clearing) begin
+            if (clr_reg < 128) hist[clr_reg[6:0]] <= 0;
+        end else if (th_active_reg) begin
+            hist[th_t_reg[6:0]] <= 0;
+        end else if (rq_take) begin
+            hist[rq_y] <= hist[rq_y] + 1'b1;
+        end
+    end
+    assign th_cnt_flat[CNT_W*j +: CNT_W] = hist[th_t_reg[6:0]];
+
+    if (j == 0) begin : l0
+        assign r2_acc0 = r2_acc_reg;
+        assign r2_valid0 = r2_valid_reg;
+    end
+end
+endgenerate
+
+// threshold scan: sum of the lane histograms at bin th_t
+reg [31:0] th_cnt;
+integer jj;
+always @* begin
+    th_cnt = 0;
+    for (jj = 0; jj < L; jj = jj + 1) begin
+        th_cnt = th_cnt + th_cnt_flat[CNT_W*jj +: CNT_W];
+    end
+end
 wire [31:0] th_ge = th_above_reg + th_cnt;
 
-always @(posedge clk) begin
-    if (state_reg == ST_CLEAR && clr_reg < 128) begin
-        hist[clr_reg[6:0]] <= 0;
-    end else if (state_reg == ST_THRESH) begin
-        hist[th_t_reg[6:0]] <= 0;
-    end else if (rq_take) begin
-        hist[rq_y] <= hist[rq_y] + 1'b1;
-    end
-end
+// ---------------------------------------------------------------- value memory: LANES banks by idx mod LANES
+reg        sel_more_reg = 1'b0;           // words left to fetch
+reg [VAW-1:0] sel_a_reg = 0;              // next word to fetch
+wire       sel_fetch;
+wire [7*L-1:0] vq_flat;
 
-// value memory (requantised outputs, flat index order)
-reg [6:0] val_mem [0:N_OUT-1];
-reg [6:0] val_q_reg = 0;
-reg [VW-1:0] sel_idx_reg = 0;
-always @(posedge clk) begin
-    if (rq_take && !FINAL) begin
-        val_mem[r5_idx_reg] <= rq_y;
+generate
+for (b = 0; b < L; b = b + 1) begin : vbank
+    reg [6:0] vmem [0:VDEPTH-1];
+    reg [6:0] vq_reg = 0;
+    reg           v_we;
+    reg [VAW-1:0] v_wa;
+    reg [6:0]     v_wd;
+    integer i;
+    always @* begin
+        v_we = 1'b0;
+        v_wa = 0;
+        v_wd = 0;
+        for (i = 0; i < L; i = i + 1) begin
+            if (lane_rq_valid[i] && (lane_rq_idx[IDXW*i +: IDXW] & (L - 1)) == b) begin
+                v_we = 1'b1;
+                v_wa = lane_rq_idx[IDXW*i +: IDXW] >> LSH;
+                v_wd = lane_rq_y[7*i +: 7];
+            end
+        end
     end
-    val_q_reg <= val_mem[sel_idx_reg];
+    always @(posedge clk) begin
+        if (v_we && !FINAL) begin
+            vmem[v_wa] <= v_wd;
+        end
+        if (sel_fetch) begin
+            vq_reg <= vmem[sel_a_reg];
+        end
+    end
+    assign vq_flat[7*b +: 7] = vq_reg;
 end
+endgenerate
 
-// ---------------------------------------------------------------- select scan
-reg        sel_active_reg = 1'b0;
-reg [OCW-1:0] sel_c_reg = 0;
+// ---------------------------------------------------------------- select scan (one word of LANES cells per cycle)
+reg        wv_reg = 1'b0;                 // a fetched word is in vq
+reg [VAW-1:0] wa_reg = 0;                 // its address
+reg [L-1:0] wd_reg = 0;                   // its cells already emitted
+reg [OCW-1:0] sel_c_reg = 0;              // conv (LANES = 1): position of the next word
 reg [4:0]  sel_y_reg = 0, sel_x_reg = 0;
-reg        sel1_valid_reg = 1'b0;
-reg [VW-1:0] sel1_idx_reg = 0;
-reg [10:0] sel1_c_reg = 0;
-reg [4:0]  sel1_y_reg = 0, sel1_x_reg = 0;
-wire sel_issue = sel_active_reg && !m_afull;
-wire sel_last = (sel_idx_reg == N_OUT - 1);
+reg [10:0] wc_reg = 0;
+reg [4:0]  wy_reg = 0, wx_reg = 0;
 
-wire sel1_win = sel1_valid_reg && val_q_reg != 0 &&
-                (val_q_reg > thr_reg || (val_q_reg == thr_reg && ties_reg != 0));
+reg [L-1:0] cand;
+reg [L-1:0] pick;
+reg [15:0]  pick_b;
+reg [6:0]   pick_v;
+integer ci;
+always @* begin
+    cand = 0;
+    pick = 0;
+    pick_b = 0;
+    pick_v = 0;
+    for (ci = 0; ci < L; ci = ci + 1) begin
+        if (wv_reg && !wd_reg[ci] && (wa_reg * L + ci) < N_OUT && vq_flat[7*ci +: 7] != 0 &&
+            (vq_flat[7*ci +: 7] > thr_reg || (vq_flat[7*ci +: 7] == thr_reg && ties_reg != 0))) begin
+            cand[ci] = 1'b1;
+        end
+    end
+    for (ci = L - 1; ci >= 0; ci = ci - 1) begin
+        if (cand[ci]) begin
+            pick = 0;
+            pick[ci] = 1'b1;
+            pick_b = ci;
+            pick_v = vq_flat[7*ci +: 7];
+        end
+    end
+end
+wire sel_emit = (bs_reg == B_SELECT) && cand != 0 && !m_afull;
+wire win_done = wv_reg && (m_afull ? (cand == 0) : ((cand & ~pick) == 0));
+assign sel_fetch = (bs_reg == B_SELECT) && sel_more_reg && (!wv_reg || win_done);
+wire [31:0] emit_idx32 = wa_reg * L + pick_b;
 
 reg [45:0] m_data_reg = 0;
 reg        m_push_reg = 1'b0;
@@ -388,56 +549,118 @@ assign m_data = m_data_reg;
 assign m_push = m_push_reg;
 
 // ---------------------------------------------------------------- final layer: scores and argmax
-reg [OUT_C*32-1:0] scores_reg = 0;
-reg signed [31:0] best_reg = 0;
-reg [7:0]  class_reg = 0;
+// (only FINAL = 1 has the score registers: a 1500 x 32-bit vector in fc1 slowed yosys down)
 reg        r_push_reg = 1'b0;
-assign r_data = {tag_reg, class_reg, scores_reg};
+wire [OUT_C*32-1:0] scores_w;
+wire [7:0] class_w;
+generate
+if (FINAL) begin : fin
+    reg [OUT_C*32-1:0] scores_reg = 0;
+    reg signed [31:0] best_reg = 0;
+    reg [7:0]  class_reg = 0;
+    integer oi;
+    // collect scores in kernel order; argmax with ties to the lowest index
+    always @(posedge clk) begin
+        if (r2_valid0) begin
+            for (oi = 0; oi < OUT_C; oi = oi + 1) begin
+                if (r2_o_reg == oi) scores_reg[oi*32 +: 32] <= r2_acc0;
+            end
+            if (r2_o_reg == 0 || r2_acc0 > best_reg) begin
+                best_reg <= r2_acc0;
+                class_reg <= r2_o_reg;
+            end
+        end
+    end
+    assign scores_w = scores_reg;
+    assign class_w = class_reg;
+end else begin : nofin
+    assign scores_w = 0;
+    assign class_w = 0;
+end
+endgenerate
+assign r_data = {tag_reg, class_w, scores_w};
 assign r_push = r_push_reg;
 
 // ---------------------------------------------------------------- control
 reg [3:0] drain_reg = 0;
+wire sc_empty = !it_active_reg && !s1_valid_reg && !s2_valid_reg;
 
 always @(posedge clk) begin
     m_push_reg <= 1'b0;
     r_push_reg <= 1'b0;
 
-    case (state_reg)
-        ST_CLEAR: begin
+    // front end
+    case (fs_reg)
+        F_CLEAR: begin
             clr_reg <= clr_reg + 1'b1;
             if (clr_reg == CLR_N - 1) begin
-                state_reg <= ST_RUN;
+                fs_reg <= F_RUN;
             end
         end
-        ST_RUN: begin
+        F_RUN: begin
             if (s_take && s_end) begin
-                tag_reg <= s_data[44];
-                state_reg <= ST_DRAIN;
-                drain_reg <= 0;
+                sc_tag_reg <= s_data[44];
+                fs_reg <= F_DRAIN;
             end
         end
-        ST_DRAIN: begin
-            // wait for the last scatter operation to leave stage 2
-            if (!it_active_reg && !s1_valid_reg && !s2_valid_reg) begin
-                state_reg <= ST_READOUT;
+        F_DRAIN: begin
+            // the last scatter operation has left stage 2, the back end and the histogram clear are free
+            if (sc_empty && bs_reg == B_IDLE && !th_active_reg) begin
+                bs_reg <= B_READOUT;
+                tag_reg <= sc_tag_reg;
+                ro_buf_reg <= sc_buf_reg;
+                if (NBUF > 1) begin
+                    sc_buf_reg <= !sc_buf_reg;
+                    fs_reg <= F_RUN;
+                end else begin
+                    fs_reg <= F_WAIT;
+                end
                 ro_active_reg <= 1'b1;
-                ro_o_reg <= 0;
-                ro_g_reg <= 0;
+                ro_t_reg <= 0;
                 ro_s_reg <= 0;
                 ro_p_reg <= 0;
                 ro_idx_reg <= 0;
                 drain_reg <= 0;
             end
         end
-        ST_READOUT: begin
+        F_WAIT: begin
+            if (bs_reg == B_IDLE) begin
+                fs_reg <= F_RUN;
+            end
+        end
+        default: fs_reg <= F_RUN;
+    endcase
+
+    // threshold scan and background histogram clear
+    if (th_active_reg) begin
+        // T = largest t with count(v >= t) >= k; ties = k - count(v > T)
+        if (!th_found_reg && th_ge >= k_reg) begin
+            th_found_reg <= 1'b1;
+            thr_reg <= th_t_reg[6:0];
+            ties_reg <= k_reg - th_above_reg;
+        end
+        th_above_reg <= th_ge;
+        th_t_reg <= th_t_reg - 1'b1;
+        if (th_t_reg == 0) begin
+            th_active_reg <= 1'b0;
+        end
+    end
+
+    // back end
+    case (bs_reg)
+        B_IDLE: ;
+        B_READOUT: begin
             if (ro_active_reg) begin
-                ro_idx_reg <= ro_idx_reg + 1'b1;
+                if (ro_slot_last) begin
+                    ro_idx_reg <= ro_idx_reg + 1 + (L - 1) * N_PACK * NPOS;
+                end else begin
+                    ro_idx_reg <= ro_idx_reg + 1'b1;
+                end
                 if (ro_p_reg == NPOS - 1) begin
                     ro_p_reg <= 0;
-                    ro_o_reg <= ro_o_reg + 1'b1;
                     if (ro_s_reg == N_PACK - 1) begin
                         ro_s_reg <= 0;
-                        ro_g_reg <= ro_g_reg + 1'b1;
+                        ro_t_reg <= ro_t_reg + 1'b1;
                     end else begin
                         ro_s_reg <= ro_s_reg + 1'b1;
                     end
@@ -452,9 +675,10 @@ always @(posedge clk) begin
                 drain_reg <= drain_reg + 1'b1;
                 if (drain_reg == 4'd6) begin
                     if (FINAL) begin
-                        state_reg <= ST_RESULT;
+                        bs_reg <= B_RESULT;
                     end else begin
-                        state_reg <= ST_THRESH;
+                        bs_reg <= B_THRESH;
+                        th_active_reg <= 1'b1;
                         th_t_reg <= 8'd127;
                         th_found_reg <= 1'b0;
                         th_above_reg <= 0;
@@ -464,31 +688,30 @@ always @(posedge clk) begin
                 end
             end
         end
-        ST_THRESH: begin
-            // T = largest t with count(v >= t) >= k; ties = k - count(v > T)
-            if (!th_found_reg && th_ge >= k_reg) begin
-                th_found_reg <= 1'b1;
-                thr_reg <= th_t_reg[6:0];
-                ties_reg <= k_reg - th_above_reg;
-            end
-            th_above_reg <= th_ge;
-            th_t_reg <= th_t_reg - 1'b1;
-            if (th_t_reg == 0) begin
-                state_reg <= ST_SELECT;
-                sel_active_reg <= 1'b1;
-                sel_idx_reg <= 0;
+        B_THRESH: begin
+            // the select starts at T (or after bin 0 when fewer than k values exist)
+            if ((!th_found_reg && th_ge >= k_reg) || th_t_reg == 0 || !th_active_reg) begin
+                bs_reg <= B_SELECT;
+                sel_more_reg <= 1'b1;
+                sel_a_reg <= 0;
+                wv_reg <= 1'b0;
                 sel_c_reg <= 0;
                 sel_y_reg <= 0;
                 sel_x_reg <= 0;
             end
         end
-        ST_SELECT: begin
-            if (sel_issue) begin
-                if (sel_last) begin
-                    sel_active_reg <= 1'b0;
-                end else begin
-                    sel_idx_reg <= sel_idx_reg + 1'b1;
+        B_SELECT: begin
+            if (sel_fetch) begin
+                wv_reg <= 1'b1;
+                wa_reg <= sel_a_reg;
+                wd_reg <= 0;
+                wc_reg <= sel_c_reg;
+                wy_reg <= sel_y_reg;
+                wx_reg <= sel_x_reg;
+                if (sel_a_reg == VDEPTH - 1) begin
+                    sel_more_reg <= 1'b0;
                 end
+                sel_a_reg <= sel_a_reg + 1'b1;
                 if (sel_x_reg == PW - 1) begin
                     sel_x_reg <= 0;
                     if (sel_y_reg == PH - 1) begin
@@ -500,67 +723,74 @@ always @(posedge clk) begin
                 end else begin
                     sel_x_reg <= sel_x_reg + 1'b1;
                 end
+            end else if (win_done) begin
+                wv_reg <= 1'b0;
+            end else begin
+                wd_reg <= wd_reg | (sel_emit ? pick : {L{1'b0}});
             end
-            if (sel1_win) begin
+            if (sel_emit) begin
                 m_push_reg <= 1'b1;
-                m_data_reg <= {1'b0, 1'b0, {{(16-VW){1'b0}}, sel1_idx_reg}, sel1_c_reg, sel1_y_reg,
-                               sel1_x_reg, val_q_reg};
-                if (val_q_reg == thr_reg) begin
+                if (KIND == 0) begin
+                    m_data_reg <= {1'b0, 1'b0, emit_idx32[15:0], wc_reg, wy_reg, wx_reg, pick_v};
+                end else begin
+                    m_data_reg <= {1'b0, 1'b0, emit_idx32[15:0], emit_idx32[10:0], 5'd0, 5'd0, pick_v};
+                end
+                if (pick_v == thr_reg) begin
                     ties_reg <= ties_reg - 1'b1;
                 end
             end
-            if (!sel_active_reg && !sel1_valid_reg) begin
-                state_reg <= ST_END;
+            if (!sel_more_reg && (!wv_reg || win_done)) begin
+                bs_reg <= B_END;
             end
         end
-        ST_END: begin
+        B_END: begin
             if (!m_afull) begin
                 m_push_reg <= 1'b1;
                 m_data_reg <= {1'b1, tag_reg, 44'd0};
-                state_reg <= ST_RUN;
+                bs_reg <= B_IDLE;
             end
         end
-        ST_RESULT: begin
+        B_RESULT: begin
             if (!r_afull) begin
                 r_push_reg <= 1'b1;
-                state_reg <= ST_RUN;
+                bs_reg <= B_IDLE;
             end
         end
-        default: state_reg <= ST_RUN;
+        default: bs_reg <= B_IDLE;
     endcase
 
-    // final layer: collect scores in kernel order; argmax with ties to the lowest index
-    if (FINAL && r2_valid_reg) begin
-        scores_reg[r2_o_reg*32 +: 32] <= r2_acc_reg;
-        if (r2_o_reg == 0 || r2_acc_reg > best_reg) begin
-            best_reg <= r2_acc_reg;
-            class_reg <= r2_o_reg;
-        end
-    end
-
     if (rst) begin
-        state_reg <= ST_CLEAR;
+        fs_reg <= F_CLEAR;
+        bs_reg <= B_IDLE;
         clr_reg <= 0;
+        sc_buf_reg <= 1'b0;
+        ro_buf_reg <= 1'b0;
         ro_active_reg <= 1'b0;
-        sel_active_reg <= 1'b0;
+        th_active_reg <= 1'b0;
+        sel_more_reg <= 1'b0;
+        wv_reg <= 1'b0;
         m_push_reg <= 1'b0;
         r_push_reg <= 1'b0;
     end
 end
 
+// readout pipeline registers (lane-independent part)
+reg [OCW-1:0] r1_o_reg = 0;
 always @(posedge clk) begin
-    sel1_valid_reg <= sel_issue;
-    sel1_idx_reg <= sel_idx_reg;
-    sel1_c_reg <= sel_c_reg;
-    sel1_y_reg <= sel_y_reg;
-    sel1_x_reg <= sel_x_reg;
+    r1_valid_reg <= ro_active_reg;
+    r1_t_reg     <= ro_t_reg;
+    r1_addr_reg  <= ro_addr;
+    r1_idx_reg   <= ro_idx_reg;
+    ro_buf_q_reg <= ro_buf_reg;
+    r1_o_reg     <= ro_paddr;              // LANES = 1: the kernel
+    r2_o_reg     <= r1_o_reg;
     if (rst) begin
-        sel1_valid_reg <= 1'b0;
+        r1_valid_reg <= 1'b0;
     end
 end
 
-assign busy = (state_reg != ST_RUN) || it_active_reg || s1_valid_reg || s2_valid_reg;
-assign stall = (state_reg == ST_RESULT && r_afull) || ((state_reg == ST_SELECT || state_reg == ST_END) && m_afull);
+assign busy = (fs_reg != F_RUN) || (bs_reg != B_IDLE) || th_active_reg || !sc_empty;
+assign stall = (bs_reg == B_RESULT && r_afull) || ((bs_reg == B_SELECT || bs_reg == B_END) && m_afull);
 
 endmodule
 

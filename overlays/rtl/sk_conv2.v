@@ -1,0 +1,577 @@
+// sk_conv2: conv2 engine: one winner per cycle, 25 taps x 8 packed kernels in parallel
+`default_nettype none
+`timescale 1ns / 1ps
+
+// Shapes (synthesis constants, the shipped conv2): input 64x14x14, 5x5 valid conv, 64 kernels,
+// n_pack 8 (8 packed kernels = groups), output 64x10x10, 2x2 max-pool -> 64x5x5 = 1,600 values,
+// requantise, k-WTA (k loaded at run time). Same streams and load bus as sk_layer.
+//
+// Scatter (one winner (ci, y, x, v) per cycle): the 25 taps reach outputs (oy, ox) = (y-ky, x-kx),
+// whose residues (oy mod 5, ox mod 5) are all different. Accumulators are banked by that residue
+// (25 banks) and by group (8): bank (rr, rc) of group g holds the 8 owners x 4 positions
+// (oy = rr + 5*qy, ox = rc + 5*qx) of kernels g*8..g*8+7 (32 entries). Weights: one memory per tap
+// (ky, kx) and group (25 x 8 memories of 64 entries {owner, weight}, read at address ci). Stage A
+// picks per bank the tap ky = (y-rr) mod 5, kx = (x-rc) mod 5 (taps whose output falls outside
+// 10x10 are masked), multiplies (200 uint7 x int8 products) and registers {owner, qy, qx, product};
+// stage B does the read-modify-write on an asynchronously read (LUT) memory in one cycle, so
+// consecutive winners hitting the same accumulator need no forwarding.
+// Ping-pong: every bank memory exists twice; the scatter of word n+1 fills one copy while the
+// readout of word n reads (and clears) the other.
+// Readout: 8 lanes, lane g handles the 8 kernels of group g (200 pooled values each), lane g
+// started g cycles after lane 0; per pooled value the 4 max-pool partners sit in 4 different
+// banks (read in the same cycle), then bias, requantise (sk_requant per lane), a per-lane
+// 128-bin histogram and a value memory of 200 rows x 8 values (row r = flat idx 8r..8r+7; the
+// lane skew makes the 8 lanes write 8 different columns every cycle).
+// Threshold: scan the 8 summed histograms from 127 down (128 cycles, clears them).
+// Select: one row (8 consecutive idx) per cycle: the winners of the row (v > T, or v == T while
+// the tie budget k - count(v > T) lasts, in idx order; v == 0 never) are emitted one per cycle.
+// Winner beat (46 bits): {end, tag, idx[15:0], c[10:0], y[4:0], x[4:0], val[6:0]}.
+module sk_conv2 #(
+    parameter LAYER_ID = 1,    // position of this layer in the weight image
+    parameter ACC_W    = 26    // accumulator bits (>= acc_bits of the model, 26 always safe)
+) (
+    input  wire        clk,
+    input  wire        rst,
+
+    // weight load bus (broadcast from sk_loader)
+    input  wire        ld_we,
+    input  wire [1:0]  ld_layer,
+    input  wire [2:0]  ld_sel,
+    input  wire [7:0]  ld_group,
+    input  wire [15:0] ld_addr,
+    input  wire [31:0] ld_data,
+
+    // winners in (conv1 output, ascending idx, then an end beat)
+    input  wire [45:0] s_data,
+    input  wire        s_valid,
+    output wire        s_ready,
+
+    // winners out (push; the receiving FIFO raises m_afull early enough for 2 more)
+    output wire [45:0] m_data,
+    output wire        m_push,
+    input  wire        m_afull,
+
+    output wire        busy,
+    output wire        stall       // a winner waits for room downstream
+);
+
+localparam G     = 8;      // groups (packed kernels)
+localparam NB    = 25;     // residue banks
+localparam NBG   = NB * G;
+localparam EW    = 11;     // weight entry {owner[2:0], weight[7:0]}
+localparam NROW  = 200;    // value-memory rows (1600 / 8)
+
+// ---------------------------------------------------------------- control state
+localparam [1:0] SC_CLEAR = 2'd0, SC_RUN = 2'd1, SC_WAIT = 2'd2;
+localparam [2:0] RO_IDLE = 3'd0, RO_READ = 3'd1, RO_THRESH = 3'd2, RO_SELECT = 3'd3, RO_END = 3'd4;
+
+reg [1:0]  sc_state_reg = SC_CLEAR;
+reg [2:0]  ro_state_reg = RO_IDLE;
+reg [7:0]  clr_reg = 0;
+reg        sb_reg = 1'b0;          // accumulator copy the scatter writes (the readout uses the other)
+reg        sc_tag_reg = 1'b0, ro_tag_reg = 1'b0;
+reg [31:0] k_reg = 0;
+
+wire clr_active = (sc_state_reg == SC_CLEAR);
+
+// ---------------------------------------------------------------- load bus (registered, f -> ci, tap)
+reg        ldw_reg = 1'b0;
+reg [5:0]  ld_ci_reg = 0;
+reg [4:0]  ld_t_reg = 0;
+reg [2:0]  ld_g_reg = 0;
+reg [EW-1:0] ld_e_reg = 0;
+always @(posedge clk) begin
+    ldw_reg   <= ld_we && ld_layer == LAYER_ID && ld_sel == 3'd0;
+    ld_ci_reg <= ld_addr[10:0] / 11'd25;
+    ld_t_reg  <= ld_addr[10:0] % 11'd25;
+    ld_g_reg  <= ld_group[2:0];
+    ld_e_reg  <= ld_data[EW-1:0];
+    if (ld_we && ld_layer == LAYER_ID && ld_sel == 3'd4) begin
+        k_reg <= ld_data;
+    end
+end
+wire ld_here = ld_we && ld_layer == LAYER_ID;
+
+// ---------------------------------------------------------------- scatter input
+wire s_end = s_data[45];
+assign s_ready = (sc_state_reg == SC_RUN);
+wire s_take = s_valid && s_ready;
+
+reg        a_valid_reg = 1'b0;     // stage A: weights of all taps / groups read at ci
+reg [4:0]  a_y_reg = 0, a_x_reg = 0;
+reg [6:0]  a_val_reg = 0;
+reg        b_any_reg = 1'b0;       // stage B holds a winner
+
+always @(posedge clk) begin
+    a_valid_reg <= s_take && !s_end;
+    if (s_take) begin
+        a_y_reg   <= s_data[16:12];
+        a_x_reg   <= s_data[11:7];
+        a_val_reg <= s_data[6:0];
+    end
+    b_any_reg <= a_valid_reg;
+    if (rst) begin
+        a_valid_reg <= 1'b0;
+        b_any_reg <= 1'b0;
+    end
+end
+
+// weight memories: tap t = ky*5 + kx, group g, address ci
+wire [25*G*EW-1:0] wq_flat;
+genvar t, g, r, b;
+generate
+for (t = 0; t < 25; t = t + 1) begin : wtap
+    for (g = 0; g < G; g = g + 1) begin : wgrp
+        reg [EW-1:0] wmem [0:63];
+        reg [EW-1:0] wq_reg = 0;
+        always @(posedge clk) begin
+            if (ldw_reg && ld_t_reg == t && ld_g_reg == g) begin
+                wmem[ld_ci_reg] <= ld_e_reg;
+            end
+            if (s_take) begin
+                wq_reg <= wmem[s_data[22:17]];
+            end
+        end
+        assign wq_flat[(t*G+g)*EW +: EW] = wq_reg;
+    end
+end
+endgenerate
+
+// stage A: per row residue rr the tap row ky = (y - rr) mod 5, output row oy = y - ky in {rr, rr+5}
+wire [14:0] ky_flat, kx_flat;
+wire [4:0]  rv, cv, rq, cq;        // tap valid / upper half (oy >= 5) per row and column residue
+generate
+for (r = 0; r < 5; r = r + 1) begin : resid
+    wire [4:0] ky = (a_y_reg + 5'd5 - r) % 5;
+    wire [4:0] kx = (a_x_reg + 5'd5 - r) % 5;
+    wire [4:0] oy = a_y_reg - ky;
+    wire [4:0] ox = a_x_reg - kx;
+    assign ky_flat[r*3 +: 3] = ky[2:0];
+    assign kx_flat[r*3 +: 3] = kx[2:0];
+    assign rv[r] = (a_y_reg >= r) && (oy <= 5'd9);
+    assign cv[r] = (a_x_reg >= r) && (ox <= 5'd9);
+    assign rq[r] = (oy >= 5'd5);
+    assign cq[r] = (ox >= 5'd5);
+end
+endgenerate
+
+// stage B registers: per bank valid, per bank and group {owner, qy, qx} and product
+reg [NB-1:0]     b_valid_reg = 0;
+reg [NBG*5-1:0]  b_addr_reg = 0;
+reg [NBG*16-1:0] b_prod_reg = 0;
+
+// tap selection in two 5:1 steps: per row residue the tap row ky (all 5 kx x 8 groups), then per
+// bank the tap column kx
+localparam TROW = 5 * G * EW;
+wire [5*TROW-1:0] wrow_flat;
+generate
+for (r = 0; r < 5; r = r + 1) begin : sa_row
+    assign wrow_flat[r*TROW +: TROW] = wq_flat[ky_flat[r*3 +: 3]*TROW +: TROW];
+end
+for (b = 0; b < NB; b = b + 1) begin : sa_bank
+    localparam RR = b / 5, RC = b % 5;
+    wire [TROW-1:0] wrow = wrow_flat[RR*TROW +: TROW];
+    wire [2:0] kxs = kx_flat[RC*3 +: 3];
+    always @(posedge clk) begin
+        b_valid_reg[b] <= a_valid_reg && rv[RR] && cv[RC];
+        if (rst) begin
+            b_valid_reg[b] <= 1'b0;
+        end
+    end
+    for (g = 0; g < G; g = g + 1) begin : sa_grp
+        wire [EW-1:0] e = wrow[(kxs*G+g)*EW +: EW];
+        wire signed [15:0] prod = $signed({1'b0, a_val_reg}) * $signed(e[7:0]);
+        always @(posedge clk) begin
+            b_addr_reg[(b*G+g)*5 +: 5] <= {e[10:8], rq[RR], cq[RC]};
+            b_prod_reg[(b*G+g)*16 +: 16] <= prod;
+        end
+    end
+end
+endgenerate
+
+// ---------------------------------------------------------------- readout lanes: counters
+// lane 0 counters; lane g sees them delayed by g cycles
+reg        rc_active_reg = 1'b0;
+reg [8:0]  rc_reg = 0;             // readout cycle
+reg [7:0]  l0_t_reg = 0;
+reg [2:0]  l0_s_reg = 0, l0_py_reg = 0, l0_px_reg = 0;
+wire       l0_v = (ro_state_reg == RO_READ) && rc_active_reg;
+
+reg [G-1:0]   dl_v_reg = 0;
+reg [G*8-1:0] dl_t_reg = 0;
+reg [G*3-1:0] dl_s_reg = 0, dl_py_reg = 0, dl_px_reg = 0;
+wire [G-1:0]   ln_v  = {dl_v_reg[G-2:0], l0_v};
+wire [G*8-1:0] ln_t  = {dl_t_reg[(G-1)*8-1:0], l0_t_reg};
+wire [G*3-1:0] ln_s  = {dl_s_reg[(G-1)*3-1:0], l0_s_reg};
+wire [G*3-1:0] ln_py = {dl_py_reg[(G-1)*3-1:0], l0_py_reg};
+wire [G*3-1:0] ln_px = {dl_px_reg[(G-1)*3-1:0], l0_px_reg};
+always @(posedge clk) begin
+    dl_v_reg  <= ln_v;
+    dl_t_reg  <= ln_t;
+    dl_s_reg  <= ln_s;
+    dl_py_reg <= ln_py;
+    dl_px_reg <= ln_px;
+    if (rst) begin
+        dl_v_reg <= 0;
+    end
+end
+
+// per lane g and bank b: readout address and clear
+wire [NBG*5-1:0]     ro_addr_flat;  // index g*NB + b
+wire [NBG-1:0]       ro_clr_flat;
+wire [NBG*ACC_W-1:0] roq_flat;      // readout-copy data, index b*G + g
+
+// ---------------------------------------------------------------- accumulator memories
+generate
+for (b = 0; b < NB; b = b + 1) begin : acc_bank
+    for (g = 0; g < G; g = g + 1) begin : acc_grp
+        reg [ACC_W-1:0] m0 [0:31];
+        reg [ACC_W-1:0] m1 [0:31];
+        wire [4:0] sc_a = b_addr_reg[(b*G+g)*5 +: 5];
+        wire [4:0] ro_a = ro_addr_flat[(g*NB+b)*5 +: 5];
+        wire       sc_we = b_valid_reg[b];
+        wire       ro_we = ro_clr_flat[g*NB+b];
+        wire [4:0] a0 = sb_reg ? ro_a : sc_a;
+        wire [4:0] a1 = sb_reg ? sc_a : ro_a;
+        wire [ACC_W-1:0] q0 = m0[a0];
+        wire [ACC_W-1:0] q1 = m1[a1];
+        wire [15:0] p = b_prod_reg[(b*G+g)*16 +: 16];
+        wire [ACC_W-1:0] sum = (sb_reg ? q1 : q0) + {{(ACC_W-16){p[15]}}, p};
+        always @(posedge clk) begin
+            if (clr_active) begin
+                if (clr_reg < 32) begin
+                    m0[clr_reg[4:0]] <= {ACC_W{1'b0}};
+                    m1[clr_reg[4:0]] <= {ACC_W{1'b0}};
+                end
+            end else begin
+                if (sb_reg ? ro_we : sc_we) begin
+                    m0[a0] <= sb_reg ? {ACC_W{1'b0}} : sum;
+                end
+                if (sb_reg ? sc_we : ro_we) begin
+                    m1[a1] <= sb_reg ? sum : {ACC_W{1'b0}};
+                end
+            end
+        end
+        assign roq_flat[(b*G+g)*ACC_W +: ACC_W] = sb_reg ? q0 : q1;
+    end
+end
+endgenerate
+
+// ---------------------------------------------------------------- readout lanes: pool, bias, requantise
+function signed [ACC_W-1:0] smax(input signed [ACC_W-1:0] x0, input signed [ACC_W-1:0] x1);
+    smax = (x0 > x1) ? x0 : x1;
+endfunction
+
+wire [G-1:0]   rq_valid;
+wire [G*7-1:0] rq_y;
+wire [G*8-1:0] rq_t;
+
+generate
+for (g = 0; g < G; g = g + 1) begin : lane
+    wire       v  = ln_v[g];
+    wire [2:0] s  = ln_s[g*3 +: 3];
+    wire [3:0] oy0 = {ln_py[g*3 +: 3], 1'b0};
+    wire [3:0] ox0 = {ln_px[g*3 +: 3], 1'b0};
+    wire [3:0] ry0 = oy0 % 5, ry1 = (oy0 + 4'd1) % 5;
+    wire [3:0] rx0 = ox0 % 5, rx1 = (ox0 + 4'd1) % 5;
+    wire [4:0] hr, hc, qr, qc;
+    for (r = 0; r < 5; r = r + 1) begin : res
+        assign hr[r] = (ry0 == r) || (ry1 == r);
+        assign hc[r] = (rx0 == r) || (rx1 == r);
+        assign qr[r] = (ry0 == r) ? (oy0 >= 4'd5) : (oy0 + 4'd1 >= 4'd5);
+        assign qc[r] = (rx0 == r) ? (ox0 >= 4'd5) : (ox0 + 4'd1 >= 4'd5);
+    end
+    for (b = 0; b < NB; b = b + 1) begin : bk
+        assign ro_addr_flat[(g*NB+b)*5 +: 5] = {s, qr[b/5], qc[b%5]};
+        assign ro_clr_flat[g*NB+b] = v && hr[b/5] && hc[b%5];
+    end
+    wire [4:0] pb00 = ry0 * 5 + rx0, pb01 = ry0 * 5 + rx1, pb10 = ry1 * 5 + rx0, pb11 = ry1 * 5 + rx1;
+    wire signed [ACC_W-1:0] q00 = roq_flat[(pb00*G+g)*ACC_W +: ACC_W];
+    wire signed [ACC_W-1:0] q01 = roq_flat[(pb01*G+g)*ACC_W +: ACC_W];
+    wire signed [ACC_W-1:0] q10 = roq_flat[(pb10*G+g)*ACC_W +: ACC_W];
+    wire signed [ACC_W-1:0] q11 = roq_flat[(pb11*G+g)*ACC_W +: ACC_W];
+    wire signed [ACC_W-1:0] pool = smax(smax(q00, q01), smax(q10, q11));
+
+    // bias / mult / shift of this group's 8 kernels
+    reg [31:0] bias_mem [0:7];
+    reg [15:0] mult_mem [0:7];
+    reg [5:0]  shift_mem [0:7];
+    reg [31:0] bias_q_reg = 0;
+    reg [15:0] mult_q_reg = 0;
+    reg [5:0]  shift_q_reg = 0;
+    always @(posedge clk) begin
+        if (ld_here && ld_addr[5:3] == g && ld_sel == 3'd1) bias_mem[ld_addr[2:0]] <= ld_data;
+        if (ld_here && ld_addr[5:3] == g && ld_sel == 3'd2) mult_mem[ld_addr[2:0]] <= ld_data[15:0];
+        if (ld_here && ld_addr[5:3] == g && ld_sel == 3'd3) shift_mem[ld_addr[2:0]] <= ld_data[5:0];
+        bias_q_reg  <= bias_mem[s];
+        mult_q_reg  <= mult_mem[s];
+        shift_q_reg <= shift_mem[s];
+    end
+
+    reg        r1_v_reg = 1'b0, r2_v_reg = 1'b0;
+    reg signed [ACC_W-1:0] r1_pool_reg = 0;
+    reg signed [31:0] r2_acc_reg = 0;
+    reg [15:0] r2_mult_reg = 0;
+    reg [5:0]  r2_shift_reg = 0;
+    reg [7:0]  r1_t_reg = 0, r2_t_reg = 0, r3_t_reg = 0, r4_t_reg = 0, r5_t_reg = 0;
+    always @(posedge clk) begin
+        r1_v_reg     <= v;
+        r1_pool_reg  <= pool;
+        r1_t_reg     <= ln_t[g*8 +: 8];
+        r2_v_reg     <= r1_v_reg;
+        r2_acc_reg   <= {{(32-ACC_W){r1_pool_reg[ACC_W-1]}}, r1_pool_reg} + $signed(bias_q_reg);
+        r2_mult_reg  <= mult_q_reg;
+        r2_shift_reg <= shift_q_reg;
+        r2_t_reg     <= r1_t_reg;
+        r3_t_reg     <= r2_t_reg;
+        r4_t_reg     <= r3_t_reg;
+        r5_t_reg     <= r4_t_reg;
+        if (rst) begin
+            r1_v_reg <= 1'b0;
+            r2_v_reg <= 1'b0;
+        end
+    end
+    sk_requant #(.ACC_W(32)) requant_inst (
+        .clk(clk), .in_valid(r2_v_reg), .acc(r2_acc_reg), .mult(r2_mult_reg), .shift(r2_shift_reg),
+        .out_valid(rq_valid[g]), .y(rq_y[g*7 +: 7])
+    );
+    assign rq_t[g*8 +: 8] = r5_t_reg;
+end
+endgenerate
+
+wire rq_take = (ro_state_reg == RO_READ);   // requantiser output counts only during a readout
+
+// ---------------------------------------------------------------- histograms (one per lane)
+reg  [7:0]    th_t_reg = 0;
+wire [G*11-1:0] hq_flat;
+generate
+for (g = 0; g < G; g = g + 1) begin : hist_lane
+    reg [10:0] hist [0:127];
+    wire [6:0] y = rq_y[g*7 +: 7];
+    wire [6:0] ha = (ro_state_reg == RO_THRESH) ? th_t_reg[6:0] : y;
+    wire [10:0] hq = hist[ha];
+    always @(posedge clk) begin
+        if (clr_active) begin
+            hist[clr_reg[6:0]] <= 11'd0;
+        end else if (ro_state_reg == RO_THRESH) begin
+            hist[ha] <= 11'd0;
+        end else if (rq_take && rq_valid[g]) begin
+            hist[ha] <= hq + 11'd1;
+        end
+    end
+    assign hq_flat[g*11 +: 11] = hq;
+end
+endgenerate
+
+reg [14:0] th_cnt;
+integer hi;
+always @* begin
+    th_cnt = 0;
+    for (hi = 0; hi < G; hi = hi + 1) begin
+        th_cnt = th_cnt + hq_flat[hi*11 +: 11];
+    end
+end
+
+// ---------------------------------------------------------------- value memory: 8 columns x 200 rows
+reg  [7:0]  sel_row_reg = 0;      // next row to load
+wire [55:0] vrow;                 // values of row sel_row_reg (column j at bits 7j)
+genvar j;
+generate
+for (j = 0; j < 8; j = j + 1) begin : vcol
+    reg [6:0] vmem [0:NROW-1];
+    integer li;
+    always @(posedge clk) begin
+        for (li = 0; li < G; li = li + 1) begin
+            if (rq_take && rq_valid[li] && rq_t[li*8 +: 3] == j) begin
+                vmem[li * 25 + rq_t[li*8+3 +: 5]] <= rq_y[li*7 +: 7];
+            end
+        end
+    end
+    assign vrow[j*7 +: 7] = vmem[sel_row_reg];
+end
+endgenerate
+
+// ---------------------------------------------------------------- threshold and select
+reg        th_found_reg = 1'b0;
+reg [31:0] th_above_reg = 0;
+reg [6:0]  thr_reg = 0;
+reg [31:0] ties_reg = 0;
+wire [31:0] th_ge = th_above_reg + th_cnt;
+
+reg [7:0]  mask_reg = 0;           // winners of the current row still to emit
+reg [55:0] cur_vals_reg = 0;
+reg [7:0]  cur_row_reg = 0;
+
+// win mask of the row being loaded
+reg [7:0]  new_mask;
+reg [3:0]  new_ties;
+integer wi;
+always @* begin
+    new_mask = 0;
+    new_ties = 0;
+    for (wi = 0; wi < 8; wi = wi + 1) begin
+        if (vrow[wi*7 +: 7] != 0) begin
+            if (vrow[wi*7 +: 7] > thr_reg) begin
+                new_mask[wi] = 1'b1;
+            end else if (vrow[wi*7 +: 7] == thr_reg && ties_reg > new_ties) begin
+                new_mask[wi] = 1'b1;
+                new_ties = new_ties + 1'b1;
+            end
+        end
+    end
+end
+
+wire       sel_go = (ro_state_reg == RO_SELECT) && !m_afull;
+wire       load_row = sel_go && mask_reg == 0 && sel_row_reg != NROW;
+wire [7:0] emask = (mask_reg != 0) ? mask_reg : new_mask;
+wire [55:0] evals = (mask_reg != 0) ? cur_vals_reg : vrow;
+wire [7:0] erow = (mask_reg != 0) ? cur_row_reg : sel_row_reg;
+wire [7:0] elow = emask & (~emask + 8'd1);          // lowest set bit
+reg  [2:0] ej;
+integer ei;
+always @* begin
+    ej = 0;
+    for (ei = 7; ei >= 0; ei = ei - 1) begin
+        if (elow[ei]) ej = ei;
+    end
+end
+wire        emit = sel_go && emask != 0 && (mask_reg != 0 || load_row);
+wire [10:0] e_idx = {erow, ej};
+wire [10:0] e_c = e_idx / 11'd25;
+wire [4:0]  e_p = e_idx % 11'd25;
+wire [4:0]  e_y = e_p / 5'd5;
+wire [4:0]  e_x = e_p % 5'd5;
+wire [6:0]  e_val = evals[ej*7 +: 7];
+
+reg [45:0] m_data_reg = 0;
+reg        m_push_reg = 1'b0;
+assign m_data = m_data_reg;
+assign m_push = m_push_reg;
+
+// ---------------------------------------------------------------- control
+always @(posedge clk) begin
+    m_push_reg <= 1'b0;
+
+    // scatter side
+    case (sc_state_reg)
+        SC_CLEAR: begin
+            clr_reg <= clr_reg + 1'b1;
+            if (clr_reg == 8'd127) begin
+                sc_state_reg <= SC_RUN;
+            end
+        end
+        SC_RUN: begin
+            if (s_take && s_end) begin
+                sc_tag_reg <= s_data[44];
+                sc_state_reg <= SC_WAIT;
+            end
+        end
+        SC_WAIT: begin
+            // last winner written back, previous word's readout finished: swap the copies
+            if (!a_valid_reg && !b_any_reg && ro_state_reg == RO_IDLE) begin
+                sb_reg <= !sb_reg;
+                ro_tag_reg <= sc_tag_reg;
+                ro_state_reg <= RO_READ;
+                rc_reg <= 0;
+                rc_active_reg <= 1'b1;
+                l0_t_reg <= 0;
+                l0_s_reg <= 0;
+                l0_py_reg <= 0;
+                l0_px_reg <= 0;
+                sc_state_reg <= SC_RUN;
+            end
+        end
+        default: sc_state_reg <= SC_RUN;
+    endcase
+
+    // readout side (RO_IDLE: started by the scatter side above)
+    case (ro_state_reg)
+        RO_IDLE: begin
+        end
+        RO_READ: begin
+            rc_reg <= rc_reg + 1'b1;
+            if (rc_active_reg) begin
+                l0_t_reg <= l0_t_reg + 1'b1;
+                if (l0_px_reg == 3'd4) begin
+                    l0_px_reg <= 0;
+                    if (l0_py_reg == 3'd4) begin
+                        l0_py_reg <= 0;
+                        l0_s_reg <= l0_s_reg + 1'b1;
+                    end else begin
+                        l0_py_reg <= l0_py_reg + 1'b1;
+                    end
+                end else begin
+                    l0_px_reg <= l0_px_reg + 1'b1;
+                end
+                if (l0_t_reg == NROW - 1) begin
+                    rc_active_reg <= 1'b0;
+                end
+            end
+            // lane 7 reads its last value at rc 206; requantised at 211
+            if (rc_reg == 9'd212) begin
+                ro_state_reg <= RO_THRESH;
+                th_t_reg <= 8'd127;
+                th_found_reg <= 1'b0;
+                th_above_reg <= 0;
+                thr_reg <= 0;
+                ties_reg <= 0;
+            end
+        end
+        RO_THRESH: begin
+            // T = largest t with count(v >= t) >= k; ties = k - count(v > T)
+            if (!th_found_reg && th_ge >= k_reg) begin
+                th_found_reg <= 1'b1;
+                thr_reg <= th_t_reg[6:0];
+                ties_reg <= k_reg - th_above_reg;
+            end
+            th_above_reg <= th_ge;
+            th_t_reg <= th_t_reg - 1'b1;
+            if (th_t_reg == 0) begin
+                ro_state_reg <= RO_SELECT;
+                sel_row_reg <= 0;
+                mask_reg <= 0;
+            end
+        end
+        RO_SELECT: begin
+            if (load_row) begin
+                sel_row_reg <= sel_row_reg + 1'b1;
+                cur_row_reg <= sel_row_reg;
+                cur_vals_reg <= vrow;
+                ties_reg <= ties_reg - new_ties;
+            end
+            if (emit) begin
+                mask_reg <= emask & ~elow;
+                m_push_reg <= 1'b1;
+                m_data_reg <= {1'b0, 1'b0, 5'd0, e_idx, e_c, e_y, e_x, e_val};
+            end
+            if (sel_go && mask_reg == 0 && sel_row_reg == NROW) begin
+                ro_state_reg <= RO_END;
+            end
+        end
+        RO_END: begin
+            if (!m_afull) begin
+                m_push_reg <= 1'b1;
+                m_data_reg <= {1'b1, ro_tag_reg, 44'd0};
+                ro_state_reg <= RO_IDLE;
+            end
+        end
+        default: ro_state_reg <= RO_IDLE;
+    endcase
+
+    if (rst) begin
+        sc_state_reg <= SC_CLEAR;
+        ro_state_reg <= RO_IDLE;
+        clr_reg <= 0;
+        sb_reg <= 1'b0;
+        rc_active_reg <= 1'b0;
+        mask_reg <= 0;
+        m_push_reg <= 1'b0;
+    end
+end
+
+assign busy = (sc_state_reg != SC_RUN) || a_valid_reg || b_any_reg || (ro_state_reg != RO_IDLE);
+assign stall = (ro_state_reg == RO_SELECT || ro_state_reg == RO_END) && m_afull;
+
+endmodule
+
+`resetall
