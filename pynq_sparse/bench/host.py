@@ -58,11 +58,18 @@ def modeled_rate(board: str, summary_path: Path | None = None) -> tuple[float, s
     from ..overlays.block_design import load_design
     path = summary_path or overlays_root() / "reports" / "summary.json"
     if path.is_file():
-        rates = json.loads(path.read_text()).get("modeled_words_per_s", {})
-        name = REPORT_BOARDS.get(board)
-        if name in rates:
-            return float(rates[name]), "overlays/reports/summary.json (modeled from simulated cycles)"
-    return float(load_design(board)["modeled"]["words_per_s"]), "design assumption (overlays/block_design)"
+        summary = json.loads(path.read_text())
+        rate = summary.get("modeled_words_per_s", {}).get(REPORT_BOARDS.get(board))
+        if summary.get("resources_missing_instances"):       # copies_fit leaves engines out: not a chip rate
+            why = f"design assumption (overlays/block_design): the RTL report misses resources of " \
+                  f"{', '.join(summary['resources_missing_instances'])}"
+        elif not rate:
+            why = "design assumption (overlays/block_design): no copy fits this board in the RTL report"
+        else:
+            return float(rate), "overlays/reports/summary.json (modeled from simulated cycles)"
+    else:
+        why = "design assumption (overlays/block_design)"
+    return float(load_design(board)["modeled"]["words_per_s"]), why
 
 
 def host_path(board: str, batches: list[int], model, repeats: int) -> list[dict]:
