@@ -38,8 +38,7 @@ module sk_core #(
     output wire        word_done    // pulses when a result enters the result FIFO
 );
 
-wire [45:0] w0_d, w0_q, w1_d, w1_q, w2_d, w2_q, w3_d, w3_q;
-wire        w0_push, w0_afull, w0_valid, w0_ready;
+wire [45:0] w1_d, w1_q, w2_d, w2_q, w3_d, w3_q;
 wire        w1_push, w1_afull, w1_valid, w1_ready;
 wire        w2_push, w2_afull, w2_valid, w2_ready;
 wire        w3_push, w3_afull, w3_valid, w3_ready;
@@ -58,7 +57,6 @@ sk_conv1 #(.LAYER_ID(0), .ACC_W(20)) conv1_inst (
     .m_data(w1_d), .m_push(w1_push), .m_afull(w1_afull),
     .in_busy(busy_v[0]), .busy(busy_v[1]), .stall(stall_v[0])
 );
-assign w0_valid = 1'b0;   // no input winner FIFO any more (sk_conv1 reads the beats)
 
 sk_fifo #(.WIDTH(46), .DEPTH(L1_FIFO_DEPTH), .AFULL_SLACK(4)) fifo1_inst (
     .clk(clk), .rst(rst), .s_data(w1_d), .s_valid(w1_push), .s_ready(), .s_afull(w1_afull),
@@ -109,7 +107,7 @@ sk_fifo #(.WIDTH(393), .DEPTH(RES_DEPTH), .AFULL_SLACK(1)) res_fifo_inst (
     .m_data(m_res_data), .m_valid(m_res_valid), .m_ready(m_res_ready), .count()
 );
 
-assign busy = |busy_v || w0_valid || w1_valid || w2_valid || w3_valid;
+assign busy = |busy_v || w1_valid || w2_valid || w3_valid;
 assign stall = stall_v[3];
 assign word_done = res_push;
 
