@@ -3,7 +3,8 @@
 * `DmaStream`: one AXI DMA engine and its core; buffers allocated once per batch size,
   double buffering, every wait guarded by a timeout (the engine is reset on failure).
 * `Dispatcher`: several engines (one per SLR on the U250): split a batch, gather in order.
-* `packing`: words into DMA buffers, result rows into scores and classes (`Results`).
+* `packing`: words into DMA buffers (`Packer`: big chunks split over the cores), result rows into scores and
+  classes (`Results`).
 * `throughput_test`: FINN's throughput keys plus per-stage times.
 
 Usage::
@@ -14,8 +15,8 @@ Usage::
 """
 from .dispatch import Dispatcher
 from .dma_stream import DmaStream, StageTimes, core_error, reset_dma_engine
-from .packing import Results, as_words, pack_words, unpack_results
+from .packing import PACKER, Packer, Results, as_words, pack_words, unpack_results
 from .throughput import throughput_test
 
-__all__ = ["Dispatcher", "DmaStream", "Results", "StageTimes", "as_words", "core_error", "pack_words",
-           "reset_dma_engine", "throughput_test", "unpack_results"]
+__all__ = ["PACKER", "Dispatcher", "DmaStream", "Packer", "Results", "StageTimes", "as_words",
+           "core_error", "pack_words", "reset_dma_engine", "throughput_test", "unpack_results"]

@@ -37,7 +37,7 @@ from pynq_sparse.errors import CoreError, DeviceError, DmaError, DmaTimeoutError
 from pynq_sparse.overlays.block_design.axi_dma import (CR_RESET, CR_RS, DMA_REG, MM2S_OFFSET, S2MM_OFFSET,
                                                        SR_ERRORS, SR_HALTED, SR_IDLE, describe_status)
 
-from .packing import Results, as_words, pack_words
+from .packing import PACKER, Results, as_words
 
 BASE_TIMEOUT_S = 0.5        # a transfer may show no progress for this long (plus the per-word allowance)
 PER_WORD_TIMEOUT_S = 1e-3   # allowance per word of the transfer (covers a slow core at batch 65,535)
@@ -421,12 +421,10 @@ class StreamJob:
             st.submit += t() - t0
             st.transfers += 1
         if self.packed < self.m and self.packed < self.sends_done + 2:
-            t0 = t()
-            p = self.packed
+            p = self.packed                     # buffer p % 2 is free: the send of chunk p - 2 is done
             start, n = self.chunks[p]
-            pack_words(self.words[start:start + n], s._in_np[p % 2])
+            st.pack += PACKER.pack(self.words[start:start + n], s._in_np[p % 2])
             self.packed += 1
-            st.pack += t() - t0
         if self.send is None and self.sent < self.packed and self.sent <= self.recvs_done + 1:
             t0 = t()
             k = self.sent

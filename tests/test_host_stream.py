@@ -191,3 +191,56 @@ def test_host_bench_runs(tmp_path, model):
     assert bench.run(args) == 0
     text = out.read_text()
     assert "Host path, compute off" in text and "| ultra96v2 | 1 | 2 | 64 |" in text and "End to end" in text
+
+
+@pytest.fixture
+def eager_packer(monkeypatch):
+    """The shared packer with a threshold low enough that test-sized chunks are split over threads."""
+    from pynq_sparse.host import PACKER
+    monkeypatch.setattr(PACKER, "split_bytes", 32 * ci.WORD_BYTES)
+    monkeypatch.setattr(PACKER, "workers", 3)
+    return PACKER
+
+
+def test_packer_splits_big_chunks_over_threads_and_reports_errors():
+    from pynq_sparse.host import Packer
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 128, (1500, 32, 32), dtype=np.int8)          # 1.5 MB: split into parts
+    packer = Packer(workers=3)
+    try:
+        buf = np.zeros((2000, 32, 32), np.int8)
+        assert packer.pack(words, buf) > 0
+        assert packer._pool is not None                                 # the workers took parts
+        assert np.array_equal(buf[:1500], words) and not buf[1500:].any()
+        packer.pack(words[:3], buf[1500:])                               # small: the caller's thread only
+        assert np.array_equal(buf[1500:1503], words[:3])
+        with pytest.raises(ShapeError, match="cannot pack"):
+            packer.pack(words, buf[:100])
+        frozen = np.zeros((1500, 32, 32), np.int8)
+        frozen.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):                # a part fails: the error comes back
+            packer.pack(words, frozen)
+    finally:
+        packer.close()
+
+
+def test_threaded_packing_is_bit_exact_across_engines(model, clip_words, expected, eager_packer):
+    """Chunks split over 3 threads while 4 engines stream: exact and in input order."""
+    ol = SparseKwsOverlay(device=EmulatedDevice("u250"), model=model, batch_size=40)
+    words = np.concatenate([clip_words, clip_words[::-1], clip_words[:50]])          # 242 words
+    want = np.concatenate([expected, expected[::-1], expected[:50]])
+    res = ol.execute_words(words)
+    assert np.array_equal(res.scores, want)
+    assert eager_packer._pool is not None
+    st = ol.dispatcher.stats
+    assert st.words == len(words) and st.pack > 0
+
+
+def test_a_fault_while_packing_in_parts_is_reported_in_time(model, clip_words, expected, eager_packer):
+    """An engine stalls while the others pack in parts: its error comes in time, the next run is exact."""
+    from pynq_sparse.errors import DmaTimeoutError
+    ol = SparseKwsOverlay(device=EmulatedDevice("u250"), model=model, batch_size=40, timeout_s=0.25)
+    ol.device.inject_fault("dma_stall", engine=1, channel="mm2s")
+    with pytest.raises(DmaTimeoutError, match="axi_dma_1 MM2S"):
+        ol.execute_words(np.concatenate([clip_words, clip_words]))
+    assert np.array_equal(ol.execute_words(clip_words).scores, expected)
