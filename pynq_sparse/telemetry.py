@@ -327,22 +327,25 @@ def read_temperature(sysfs_root: Path | str = SYSFS) -> TemperatureReading | Non
     for hw in sorted((root / "class/hwmon").glob("hwmon*")):
         name = _read(hw / "name")
         if name in ("coretemp", "k10temp", "zenpower"):
-            t = _read(hw / "temp1_input")
-            if t is not None:
-                try:
-                    return TemperatureReading(float(t) / 1000.0, f"{hw.name} {name}")
-                except ValueError:
-                    pass
+            reading = _millidegrees(hw / "temp1_input", f"{hw.name} {name}")
+            if reading is not None:
+                return reading
     zones = sorted((root / "class/thermal").glob("thermal_zone*"))
     zones.sort(key=lambda z: _read(z / "type") != "x86_pkg_temp")
     for zone in zones:
-        t = _read(zone / "temp")
-        if t is not None:
-            try:
-                return TemperatureReading(float(t) / 1000.0, f"{zone.name} ({_read(zone / 'type')})")
-            except ValueError:
-                pass
+        reading = _millidegrees(zone / "temp", f"{zone.name} ({_read(zone / 'type')})")
+        if reading is not None:
+            return reading
     return None
+
+
+def _millidegrees(path: Path, source: str) -> TemperatureReading | None:
+    """A sysfs temperature in millidegrees Celsius, or None when missing or unreadable."""
+    text = _read(path)
+    try:
+        return TemperatureReading(float(text) / 1000.0, source) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _read(path: Path) -> str | None:
