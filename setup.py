@@ -7,7 +7,22 @@ Usage::
     pip install .[service]              # + FastAPI/uvicorn service and microphone demo
     pip install --no-build-isolation .  # on a PYNQ image, to build against its installed pynq
 """
-from setuptools import find_packages, setup
+import sys
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """Build the optional C kernels of the CPU backend; without a C compiler the package still
+    installs and the numba kernels do everything (pynq_sparse.backends.cpu_sparse)."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the numba path
+            print(f"warning: optional extension {ext.name} not built ({exc}); the numba kernels are used")
+
 
 # Boards with an overlay folder overlays/<board>/ (pynq_sparse.overlays.block_design.BOARDS).
 BOARDS = ["ultra96v2", "zcu104", "kv260", "u250"]
@@ -28,6 +43,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.8",
     packages=packages,
+    ext_modules=[Extension("pynq_sparse.backends._sparse_c", ["pynq_sparse/backends/_sparse_c.c"],
+                           extra_compile_args=[] if sys.platform == "win32" else ["-O3", "-std=c99"])],
+    cmdclass={"build_ext": OptionalBuildExt},
     package_dir={"pynq_sparse.host": "host", "pynq_sparse.service": "service",
                  "pynq_sparse.overlays": "overlays", "pynq_sparse.notebooks": "notebooks"},
     package_data={

@@ -5,10 +5,17 @@ values equal (ties at the k-WTA threshold), one that saturates at 127, one whose
 has fewer non-zero values than k (threshold 0), one with more than 4 taps per conv1 kernel,
 and the shipped model when it exists. Words: hypothesis-made (long runs of equal values,
 all 0, all 127) and all 4,560 real dev clips (golden scores computed by a pool of 2).
+
+Every kernel version is checked: the numba kernels and, when the optional C extension is built,
+its AVX2 float32 version (models whose conv accumulator bounds allow it) and its portable int32
+version (every model).
 """
 from __future__ import annotations
 
 import multiprocessing
+import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -18,7 +25,9 @@ from hypothesis import strategies as st
 
 from pynq_sparse.architecture import complementary_owners, random_model
 from pynq_sparse.backends import Backend, GoldenBackend, get_backend
-from pynq_sparse.backends.cpu_sparse import F32_EXACT_BITS, SparseCpuBackend, supports_model
+from pynq_sparse.backends import cpu_sparse
+from pynq_sparse.backends.cpu_sparse import (F32_EXACT_BITS, SparseCpuBackend, c_kernels_available, c_kernels_for,
+                                             supports_model)
 from pynq_sparse.errors import InvalidModelError, ShapeError
 from pynq_sparse.golden import conv_acc, fc_acc, golden_scores, kwta, kwta_threshold, maxpool2, requantize
 from pynq_sparse.model_file import (SparseModel, accumulator_bits, load_model, model_from_bytes,
@@ -83,11 +92,26 @@ def wide_accumulator_model(seed: int = 16) -> SparseModel:
     return model_from_bytes(model_to_bytes(model))
 
 
+def wide_conv2_accumulator_model(seed: int = 17) -> SparseModel:
+    """conv2 (not conv1) with a few biases of magnitude ~2^25: the C kernels' float32 version must not run it."""
+    model = random_model(seed)
+    bias = model.layers[1].bias.astype(np.int64)
+    bias[:2] = -(1 << 25) + 11
+    bias[2:4] = (1 << 25) - 5
+    model = replace_layer(model, 1, bias=bias.astype(np.int32))
+    return model_from_bytes(model_to_bytes(model))
+
+
 MODEL_MAKERS = {
     "random0": lambda: random_model(0), "random1": lambda: random_model(1), "random2": lambda: random_model(2),
     "tiny_ties": tiny_model, "saturating": saturating_model, "quiet": quiet_model, "wide_conv1": wide_conv1_model,
     "wider_conv1": lambda: wide_conv1_model(15, n_pack=2), "wide_acc": wide_accumulator_model,
+    "wide_acc2": wide_conv2_accumulator_model,
 }
+# The package's own build (make test: pip install -e .) compiles the C kernels wherever a C compiler
+# exists, so only a machine without one may skip their tests; a missing build elsewhere fails them.
+needs_c = pytest.mark.skipif(not c_kernels_available() and shutil.which("cc") is None and shutil.which("gcc") is None,
+                             reason="no C compiler: the optional C extension cannot be built here")
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +124,17 @@ def models() -> dict[str, SparseModel]:
 @pytest.fixture(scope="module")
 def backends(models) -> dict[str, SparseCpuBackend]:
     return {name: SparseCpuBackend(model, threads=2).warmup() for name, model in models.items()}
+
+
+@pytest.fixture(scope="module")
+def variants(models, backends) -> dict[str, list[SparseCpuBackend]]:
+    """Per model: the default backend and one per other kernel version that can run it (numba, C)."""
+    out = {}
+    for name, model in models.items():
+        kinds = ["numba"] + c_kernels_for(model)
+        out[name] = [backends[name]] + [SparseCpuBackend(model, threads=2, kernels=k).warmup()
+                                        for k in kinds if k != backends[name].kernels]
+    return out
 
 
 def hidden_values(model: SparseModel, word: np.ndarray) -> list[np.ndarray]:
@@ -150,10 +185,13 @@ def test_float_paths_follow_the_accumulator_bound(models, backends):
 
 # ----------------------------------------------------------------------------- bit-exactness
 @pytest.mark.parametrize("name", list(MODEL_MAKERS))
-def test_batched_scores_equal_golden(models, backends, name):
+def test_batched_scores_equal_golden(models, variants, name):
     words = np.concatenate([random_words(12, seed=1), np.zeros((1, 32, 32), np.int8),
                             np.full((1, 32, 32), 127, np.int8)])
-    np.testing.assert_array_equal(backends[name].scores(words), golden_scores(models[name], words))
+    expected = golden_scores(models[name], words)
+    for backend in variants[name]:
+        np.testing.assert_array_equal(backend.scores(words), expected, err_msg=backend.kernels)
+        np.testing.assert_array_equal(backend.score_one(words[0]), expected[0], err_msg=backend.kernels)
 
 
 word_values = st.one_of(st.just(0), st.just(127), st.integers(0, 127))
@@ -179,10 +217,11 @@ def words_with_runs(draw) -> np.ndarray:
 @example(word=np.zeros((32, 32), np.int8), name="tiny_ties")
 @example(word=np.full((32, 32), 127, np.int8), name="saturating")
 @example(word=np.full((32, 32), 127, np.int8), name="quiet")
-def test_hypothesis_words_equal_golden(models, backends, word, name):
+def test_hypothesis_words_equal_golden(models, variants, word, name):
     expected = golden_scores(models[name], word)
-    np.testing.assert_array_equal(backends[name].score_one(word), expected[0])
-    np.testing.assert_array_equal(backends[name].scores(word), expected)
+    for backend in variants[name]:
+        np.testing.assert_array_equal(backend.score_one(word), expected[0], err_msg=backend.kernels)
+        np.testing.assert_array_equal(backend.scores(word), expected, err_msg=backend.kernels)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -190,7 +229,10 @@ def test_hypothesis_words_equal_golden(models, backends, word, name):
 def test_hypothesis_random_models_equal_golden(seed, data):
     model = random_model(seed, density_of_packed=data.draw(st.sampled_from([1.0, 0.5, 0.1])))
     words = np.stack([data.draw(words_with_runs()) for _ in range(2)])
-    np.testing.assert_array_equal(SparseCpuBackend(model, threads=1).scores(words), golden_scores(model, words))
+    expected = golden_scores(model, words)
+    for kernels in ["auto", "numba"] + c_kernels_for(model):
+        np.testing.assert_array_equal(SparseCpuBackend(model, threads=1, kernels=kernels).scores(words), expected,
+                                      err_msg=kernels)
 
 
 def test_single_word_equals_batched(backends):
@@ -220,6 +262,111 @@ def test_concurrent_callers_share_one_backend(backends, models):
     for b in batches:
         np.testing.assert_array_equal(b, expected)
     np.testing.assert_array_equal(np.stack(singles), expected)
+
+
+# ----------------------------------------------------------------------------- kernel versions (numba, C)
+@needs_c
+def test_c_versions_follow_the_accumulator_bounds(models, backends):
+    """The AVX2 version runs in float32: only when both conv layers' bounds are at most 24 bits
+    (every partial sum an exact float32 integer); the portable int32 version runs every model."""
+    avx2 = cpu_sparse._c_library().ps_has_avx2() == 1
+    for name, model in models.items():
+        bits = max(accumulator_bits(model.layers[0]), accumulator_bits(model.layers[1]))
+        kinds = c_kernels_for(model)
+        assert "c-portable" in kinds
+        assert ("c-avx2" in kinds) == (avx2 and bits <= F32_EXACT_BITS), name
+        assert backends[name].kernels == ("c-avx2" if "c-avx2" in kinds else "numba"), name
+    assert accumulator_bits(models["wide_acc2"].layers[1]) > F32_EXACT_BITS >= accumulator_bits(
+        models["wide_acc2"].layers[0])
+    if avx2:
+        assert backends["shipped"].kernels == "c-avx2"
+        with pytest.raises(ValueError):
+            SparseCpuBackend(models["wide_acc"], kernels="c-avx2")
+
+
+@needs_c
+def test_c_avx2_needs_requant_shifts_its_float64_holds(models):
+    """Shifts above F64_REQUANT_SHIFT (acc*mult + 2^(shift-1) no longer exact in float64) keep the
+    model off the AVX2 version; the other versions stay exact."""
+    model = models["random0"]
+    shift = model.layers[0].requant_shift.astype(np.int64)
+    shift[:3] = cpu_sparse.F64_REQUANT_SHIFT + 1
+    model = model_from_bytes(model_to_bytes(replace_layer(model, 0, requant_shift=shift.astype(np.uint8))))
+    assert "c-avx2" not in c_kernels_for(model) and "c-portable" in c_kernels_for(model)
+    words = random_words(3, seed=23)
+    for kernels in ("auto", "c-portable"):
+        np.testing.assert_array_equal(SparseCpuBackend(model, threads=1, kernels=kernels).scores(words),
+                                      golden_scores(model, words))
+
+
+@needs_c
+def test_c_versions_equal_numba_on_random_words(models):
+    words = random_words(40, seed=21)
+    for name in ("shipped", "random0", "tiny_ties", "quiet"):
+        expected = SparseCpuBackend(models[name], threads=1, kernels="numba").scores(words)
+        for kernels in c_kernels_for(models[name]):
+            for threads in (1, 2, 3):
+                np.testing.assert_array_equal(
+                    SparseCpuBackend(models[name], threads=threads, kernels=kernels).scores(words), expected,
+                    err_msg=f"{name} {kernels} threads={threads}")
+
+
+def test_without_the_c_extension_the_numba_kernels_run(models, monkeypatch):
+    monkeypatch.setattr(cpu_sparse, "_sparse_c", None)
+    monkeypatch.setattr(cpu_sparse, "_C_LIB", None)
+    assert not c_kernels_available() and c_kernels_for(models["shipped"]) == []
+    backend = SparseCpuBackend(models["shipped"], threads=1)
+    assert backend.kernels == "numba"
+    words = random_words(3, seed=22)
+    np.testing.assert_array_equal(backend.scores(words), golden_scores(models["shipped"], words))
+    with pytest.raises(RuntimeError, match="not built"):
+        SparseCpuBackend(models["shipped"], kernels="c")
+
+
+def test_package_imports_when_the_c_extension_is_missing():
+    code = ("import sys; sys.modules['pynq_sparse.backends._sparse_c'] = None\n"
+            "import numpy as np\n"
+            "from pynq_sparse.architecture import random_model\n"
+            "from pynq_sparse.backends import get_backend\n"
+            "from pynq_sparse.golden import golden_scores\n"
+            "m = random_model(0); b = get_backend('auto', m)\n"
+            "w = np.random.default_rng(0).integers(0, 128, (2, 32, 32)).astype(np.int8)\n"
+            "assert b.kernels == 'numba', b.kernels\n"
+            "assert (b.scores(w) == golden_scores(m, w)).all()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
+@needs_c
+def test_portable_only_build_is_exact(models, tmp_path, monkeypatch):
+    """The extension as a CPU without the x86 code builds it (an ARM board): the portable int32
+    version alone, through the same Python side."""
+    import ctypes
+    import shutil
+    import sysconfig
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = cpu_sparse.__file__.replace("cpu_sparse.py", "_sparse_c.c")
+    lib_path = tmp_path / "_sparse_c_portable.so"
+    subprocess.run([cc, "-O2", "-std=c99", "-fPIC", "-shared", "-DPS_PORTABLE_ONLY",
+                    "-I" + sysconfig.get_paths()["include"], src, "-o", str(lib_path)], check=True, timeout=300)
+    lib = ctypes.CDLL(str(lib_path))
+    assert lib.ps_has_avx2() == 0
+    monkeypatch.setattr(cpu_sparse, "_sparse_c", type("M", (), {"__file__": str(lib_path)}))
+    monkeypatch.setattr(cpu_sparse, "_C_LIB", None)
+    words = np.concatenate([random_words(5, seed=24), np.full((1, 32, 32), 127, np.int8)])
+    for name in ("shipped", "tiny_ties", "wider_conv1", "wide_acc"):
+        assert c_kernels_for(models[name]) == ["c-portable"]
+        backend = SparseCpuBackend(models[name], threads=2, kernels="c")
+        assert backend.kernels == "c-portable"
+        expected = golden_scores(models[name], words)
+        np.testing.assert_array_equal(backend.scores(words), expected, err_msg=name)
+        np.testing.assert_array_equal(backend.score_one(words[0]), expected[0], err_msg=name)
+
+
+def test_bad_kernels_name(models):
+    with pytest.raises(ValueError):
+        SparseCpuBackend(models["random0"], kernels="gpu")
 
 
 # ----------------------------------------------------------------------------- input checks and registry
@@ -309,10 +456,14 @@ def dev_golden(dev_words, dev_models) -> dict[str, np.ndarray]:
 
 def test_every_dev_clip_equals_golden(dev_words, dev_models, dev_golden):
     for name, model in dev_models.items():
-        scores = SparseCpuBackend(model).scores(dev_words)
-        mismatched = np.flatnonzero((scores != dev_golden[name]).any(axis=1))
-        assert mismatched.size == 0, \
-            f"{name}: {mismatched.size} of {len(dev_words)} clips differ from golden, e.g. clips {mismatched[:5]}"
+        for kernels in ["auto", "numba"] + c_kernels_for(model):
+            scores = SparseCpuBackend(model, kernels=kernels).scores(dev_words)
+            mismatched = np.flatnonzero((scores != dev_golden[name]).any(axis=1))
+            assert mismatched.size == 0, (f"{name} ({kernels}): {mismatched.size} of {len(dev_words)} clips differ "
+                                          f"from golden, e.g. clips {mismatched[:5]}")
+        one = SparseCpuBackend(model, threads=1)
+        for i in range(0, len(dev_words), 97):                        # the single-word entry point
+            np.testing.assert_array_equal(one.score_one(dev_words[i]), dev_golden[name][i])
 
 
 def test_model_beyond_int32_accumulators_falls_back_to_golden():

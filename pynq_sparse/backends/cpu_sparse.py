@@ -1,4 +1,4 @@
-"""Fast CPU backend: the golden integer model computed sparse-sparse, compiled with numba.
+"""Fast CPU backend: the golden integer model computed sparse-sparse, in C (AVX2) or numba.
 
 Bit-exact with `pynq_sparse.golden` (docs/golden_model.md): the same int8 weights and
 activations, int32 accumulators (the file's accumulator bound makes every partial sum
@@ -6,7 +6,63 @@ fit in int32, in any order), the same int64 requantisation and the same k-WTA wi
 (histogram threshold, ties to the lowest flattened (C, H, W) index). Only the order of
 the additions differs, and exact integer addition does not care.
 
-How each layer uses Complementary Sparsity (per word, on one core):
+Two implementations of the same layers, chosen per backend (``kernels=``):
+
+* **C kernels** (``_sparse_c.c``, the optional extension ``pynq_sparse.backends._sparse_c``
+  that setup.py builds when a C compiler is present; called through ctypes, which releases
+  the GIL; one call runs a block of words through every layer, no allocation).
+  ``"c-avx2"`` (x86 with AVX2 + FMA, checked at run time) computes conv1 and conv2 in
+  float32 lanes: exact when both conv layers' accumulator bounds are at most 24 bits
+  (``F32_EXACT_BITS``: every product and partial sum is then an integer float32 holds
+  exactly, in any order, FMA or not), and requantises in float64 (exact: ``acc * mult`` <
+  2^39, ``+ 2^(shift-1)`` < 2^53 for shifts up to ``F64_REQUANT_SHIFT``, the scaling by
+  2^-shift is exact and ``floor`` is the arithmetic shift). ``"c-portable"`` is plain C99
+  with int32 accumulators (exact for every model; gcc vectorises it for SSE2 or NEON, so it
+  builds on the ARM boards too). ``kernels="auto"`` (the default) takes ``"c-avx2"`` when it
+  can run the model, else the numba kernels (``"c-portable"`` is opt-in: slower than numba
+  on this x86 machine, not measured on ARM).
+* **numba kernels** (below): every model the backend accepts, and the path when the
+  extension is missing (the package imports and runs without it).
+
+How each layer uses Complementary Sparsity in the C kernels (``c-avx2``, per word):
+
+* **conv1**: the word's 4 polyphase planes as float32 (each 2x2 pooling phase is then a
+  shifted contiguous slice); per kernel, 7 vectors (56 pooled positions) at a time: per
+  pooling phase the owned taps (6-7 for n_pack 4) are FMAs into 7 register accumulators,
+  the phases' running max stays in registers, then bias and requantisation 8 at a time.
+* **k-WTA**: the same threshold search and tie rule as the numba kernels below, 32 cells
+  per AVX2 compare + movemask + popcount; the winners are listed with tzcnt.
+* **conv2**, slice-stationary: the winners are bucketed by input position (counting
+  sort); the routed rows (below: the 8 packed weights of a fan-in placed at their owners'
+  lanes among the 64) are stored as float32 ordered ``[ky, kx, ci, o]``, so the rows of
+  every channel for one kernel offset ``(ky, kx)`` form one 16 KB slice that stays in L1.
+  For each offset, every output position loads its 64 float32 accumulators (8 ymm; all
+  of them, 25.6 KB, stay in L1 too), adds value x row for each winner at input position
+  ``p + (ky, kx)`` (8 FMAs per winner) and stores them back. Then the 2x2 max and the
+  requantisation, 8 lanes at a time.
+* **fc1**, **fc2**: as the numba kernels (scalar scatter of ``value * w`` to the owners).
+
+Profile (shipped model, real dev words, one thread, us per word; C stages timed inside the
+call with the time-stamp counter (``ps_words_ticks``), numba stages by calling each stage's
+kernels alone; the machine was shared with other jobs, hence the ranges):
+
+    ====================================  ===============  ===============
+    stage                                 numba (before)   C c-avx2 (now)
+    ====================================  ===============  ===============
+    conv1 + pool + requant                35 (35-47)       34 (33-42)
+    k-WTA 1 (12,544 cells, k 1,505)       4.9 (4.8-6.7)    5.4 (5.1-6.7)
+    conv2 + pool + requant                104 (70-116)     56 (53-66)
+    k-WTA 2, fc1 + requant, k-WTA 3, fc2  15 (14-16)       13 (12.5-19)
+    total                                 124-174          104-134
+    ====================================  ===============  ===============
+
+    (median and range of 3 interleaved rounds; each: 8 words, min of 40 calls per stage; the
+    numba stages are the kernels below, unchanged. ``pynq-sparse bench cpu`` measured
+    139 us/word for c-avx2 and 199 for numba, single thread, batch 64, in the same run.)
+    In C, conv1 spends ~45k FMAs per word and conv2 ~154k (8 per winner and valid kernel
+    offset): at 2 FMAs per cycle and 2.45 GHz that alone is >= 9 and >= 31 us per word.
+
+How each layer uses Complementary Sparsity in the numba kernels (per word, on one core):
 
 * **conv1** sees a dense input word. Each kernel keeps only the taps it owns (``n_pack``
   kernels share one packed 5x5 kernel: 3-4 taps each for n_pack 8, 6-7 for n_pack 4) as
@@ -46,7 +102,22 @@ How each layer uses Complementary Sparsity (per word, on one core):
   contiguous packed row ``[i, 0:G]`` (the packed weights transposed at load time) and adds
   ``value * w`` to the owner kernel, whose index ``g*n_pack + owner`` is precomputed.
 
-Measured and not kept (one core, real words, side by side with the kept code): float32
+Measured and not kept in C (one core, real words, side by side with the kept code):
+conv2 output-stationary, each output position keeping its 64 accumulators in 8 ymm and
+visiting the winners of its 5x5 window (no accumulator loads or stores, but the routed
+rows of 25 offsets x 64 channels, 400 KB in float32, are streamed from L2 for every output:
+about 1.3x slower than slice-stationary; with the rows always in L1 it was 1.4x faster,
+so memory was the limit); int8 routed rows converted to float32 in the loop (4x smaller
+table, 2 more uops per FMA: no faster); the slice-stationary pass on 32-lane halves (L1
+holds both halves' slices, but twice the bucket visits: slower); int32 lanes (vpmovsxbd +
+vpmulld + vpaddd, 3 uops where one FMA does: slower). Not tried, counted on real words:
+vpmaddwd on fixed channel pairs or vpmaddubsw on channel quads (no fused accumulate on
+AVX2, and winners rarely share a position with their pair: 1,403 pair units or 1,141 quad
+units for 1,505 winners per word, so no fewer multiply uops than one FMA per winner).
+conv2 is bound by its 8 FMAs x 1,505 winners x ~12.8 valid offsets = 154k FMAs per word
+(the routed rows are 7/8 zeros: true scatter would need 8x fewer, but AVX2 has no scatter).
+
+Measured and not kept in numba (one core, real words, side by side with the kept code): float32
 FMA lanes for conv2's routed runs (no faster: the runs are bound by accumulator loads and
 stores, not arithmetic; a float32 table is 4x larger and falls out of L1); conv2 gathered
 per (channel, output position) with bit-mask enumeration of the 5x5 window (the per-pass
@@ -61,12 +132,14 @@ Usage::
 
     from pynq_sparse.backends.cpu_sparse import SparseCpuBackend
     backend = SparseCpuBackend(load_model())        # threads=None: every core
+    backend.kernels                                  # "c-avx2" (C extension built, AVX2 CPU) or "numba"
     backend.warmup()                                 # compile, or load numba's cached code
     scores = backend.scores(words)                   # int8 [B, 32, 32] -> int32 [B, 12]
     one = backend.score_one(words[0])                # int32 [12]
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import threading
@@ -78,6 +151,11 @@ from numba import njit
 from ..errors import InvalidModelError
 from ..golden import check_words
 from ..model_file import ACT_MAX, SparseModel, accumulator_bits
+
+try:                                             # optional C kernels (setup.py builds them when it can)
+    from . import _sparse_c
+except ImportError:                              # not built: the numba kernels do everything
+    _sparse_c = None
 
 _CELLS = 8                     # k-WTA tests 8 uint8 cells (one uint64) at a time
 _ONES = np.uint64(0x0101010101010101)
@@ -91,6 +169,7 @@ _ONES16 = np.uint64(0x0001000100010001)
 _ALIGN = 64                    # scratch buffers start on a cache line
 _LANES = 8                     # words per batched conv1 pass (their polyphase planes are interleaved)
 F32_EXACT_BITS = 24            # accumulator_bits at or below which batched conv1 accumulates in float32
+F64_REQUANT_SHIFT = 52         # c-avx2 requantises in float64: exact when acc*mult + 2^(shift-1) < 2^53
 _FM = {"contract"}             # lets LLVM fuse a*b+c into one FMA: exact, the values are small integers
 
 
@@ -790,8 +869,151 @@ def default_threads() -> int:
     return os.cpu_count() or 1
 
 
+# --------------------------------------------------------------------------------------
+# optional C kernels (_sparse_c.c): every layer in C, called through ctypes (GIL released)
+# --------------------------------------------------------------------------------------
+C_KERNELS = ("c-avx2", "c-portable")        # the C versions; kernels="numba" is the pure numba path
+_C_LIB = None
+_I64, _VP = ctypes.c_int64, ctypes.c_void_p
+
+
+class _CModel(ctypes.Structure):
+    """Mirror of ps_model in _sparse_c.c (same field order)."""
+    _fields_ = ([(n, _I64) for n in ("n_xp", "c1_out", "n_tap", "ph1", "pw1", "stride1", "k1")]
+                + [(n, _VP) for n in ("src", "tap_off", "tap_w", "tap_wf", "n_taps", "bias1", "mult1", "shift1",
+                                      "rnd1")]
+                + [(n, _I64) for n in ("c2_in", "h2", "w2", "ks2", "c2_out", "k2")]
+                + [(n, _VP) for n in ("rows8", "rowsk", "bias2", "mult2", "shift2", "rnd2")]
+                + [(n, _I64) for n in ("f1_in", "f1_g", "f1_pack", "f1_out", "k3", "f2_in", "f2_g", "f2_pack",
+                                       "f2_out")]
+                + [(n, _VP) for n in ("f1_w", "f1_own", "bias3", "mult3", "shift3", "rnd3", "mult3d", "rnd3d",
+                                      "scale3d", "f2_w", "f2_own", "bias4")]
+                + [(n, _I64) for n in ("n_v1", "n_v2", "n_v3")])
+
+
+class _CScratch(ctypes.Structure):
+    """Mirror of ps_scratch in _sparse_c.c."""
+    _fields_ = [(n, _VP) for n in ("xpf", "xpi", "pooled", "phase", "v1", "v2", "v3", "win", "start", "ent_row",
+                                   "ent_val", "acc3", "acc4", "acc2")]
+
+
+
+def _c_library():
+    """The ctypes handle of the compiled _sparse_c module, or None when it was not built."""
+    global _C_LIB
+    if _C_LIB is None and _sparse_c is not None:
+        lib = ctypes.CDLL(_sparse_c.__file__)
+        lib.ps_words.restype = ctypes.c_int
+        lib.ps_words.argtypes = [ctypes.POINTER(_CModel), ctypes.POINTER(_CScratch), _I64, _VP, _I64, _VP,
+                                 ctypes.c_int]
+        lib.ps_has_avx2.restype = ctypes.c_int
+        lib.ps_has_avx2.argtypes = []
+        _C_LIB = lib
+    return _C_LIB
+
+
+def c_kernels_available() -> bool:
+    """True when the C kernels were built (setup.py ext_modules) and load."""
+    try:
+        return _c_library() is not None
+    except OSError:
+        return False
+
+
+def c_kernels_for(model: SparseModel) -> list[str]:
+    """The C versions that can run `model` on this CPU, fastest first ([] without the C kernels).
+
+    "c-avx2" (x86 AVX2+FMA, float32 lanes) needs both conv layers' accumulator bounds at most
+    F32_EXACT_BITS (every product and partial sum an exact float32 integer), requantisation
+    shifts at most F64_REQUANT_SHIFT (its float64 requantisation is then exact) and 64 conv2
+    kernels; "c-portable" (plain C, int32) runs every model the backend accepts (conv2 up to 256
+    kernels)."""
+    if not c_kernels_available() or not supports_model(model):
+        return []
+    l1, l2 = model.layers[0], model.layers[1]
+    if l1.in_shape[0] != 1:
+        return []
+    out = []
+    ph1 = (l1.in_shape[1] - l1.kernel_size + 1) // 2
+    nq = ph1 * ((l1.in_shape[2] + 1) // 2)
+    if (_c_library().ps_has_avx2() and l2.out_channels == 64 and nq % 8 == 0
+            and max(accumulator_bits(l1), accumulator_bits(l2)) <= F32_EXACT_BITS
+            and max(int(lay.requant_shift.max()) for lay in model.layers[:3]) <= F64_REQUANT_SHIFT):
+        out.append("c-avx2")
+    if l2.out_channels <= 256:
+        out.append("c-portable")
+    return out
+
+
+def _copy_aligned(a: np.ndarray, dtype) -> np.ndarray:
+    """a (flattened) as dtype, starting on a cache line."""
+    out = _aligned(a.size, dtype)
+    out[:] = a.reshape(-1)
+    return out
+
+
+def _pad32(n: int) -> int:
+    return -(-n // 32) * 32
+
+
+class _CState:
+    """The C tables of one model (kept alive: the structure holds their addresses) and one
+    _CScratch per thread."""
+
+    def __init__(self, model: SparseModel, tables: tuple, kernel: str, n_scratch: int) -> None:
+        l1, l2, l3, l4 = model.layers
+        src, c1_off, c1_w, c1_nt = tables[:4]
+        (ph1, pw1, stride1, hw2, ks2, ho2, wo2) = tables[26]
+        c2_in, h2, w2 = l2.in_shape
+        dense = l2.dense_weights().reshape(l2.out_channels, c2_in, ks2, ks2)
+        rows = np.ascontiguousarray(dense.transpose(1, 2, 3, 0)).reshape(-1)       # [ci, ky, kx, o]
+        i32 = lambda a: np.ascontiguousarray(a, dtype=np.int32)                     # noqa: E731
+        m1, m2, m3 = _requant_params(l1), _requant_params(l2), _requant_params(l3)
+        keep = {"src": i32(src), "tap_off": i32(c1_off), "tap_w": i32(c1_w), "tap_wf": c1_w.astype(np.float32),
+                "n_taps": i32(c1_nt), "bias1": i32(l1.bias), "mult1": m1[0], "shift1": m1[1], "rnd1": m1[2],
+                "rows8": _copy_aligned(rows, np.int8),
+                "rowsk": _copy_aligned(dense.transpose(2, 3, 1, 0), np.float32), "bias2": i32(l2.bias),
+                "mult2": m2[0], "shift2": m2[1], "rnd2": m2[2],
+                "f1_w": _copy_aligned(l3.packed_weights.T, np.int8), "f1_own": _copy_aligned(l3.owner.T, np.uint8),
+                "bias3": i32(l3.bias), "mult3": m3[0], "shift3": m3[1], "rnd3": m3[2],
+                "mult3d": m3[0].astype(np.float64), "rnd3d": m3[2].astype(np.float64),
+                "scale3d": np.ldexp(1.0, -m3[1]),
+                "f2_w": _copy_aligned(l4.packed_weights.T, np.int8), "f2_own": _copy_aligned(l4.owner.T, np.uint8),
+                "bias4": i32(l4.bias)}
+        self._keep = keep
+        n_v1, n_v2, n_v3 = (_pad32(int(np.prod(lay.out_shape))) for lay in (l1, l2, l3))
+        self.model = _CModel(
+            n_xp=len(src), c1_out=l1.out_channels, n_tap=c1_w.shape[1], ph1=ph1, pw1=pw1, stride1=stride1,
+            k1=int(l1.k), c2_in=c2_in, h2=h2, w2=w2, ks2=ks2, c2_out=l2.out_channels, k2=int(l2.k),
+            f1_in=l3.fan_in, f1_g=l3.n_groups, f1_pack=l3.n_pack, f1_out=l3.out_channels, k3=int(l3.k),
+            f2_in=l4.fan_in, f2_g=l4.n_groups, f2_pack=l4.n_pack, f2_out=l4.out_channels,
+            n_v1=n_v1, n_v2=n_v2, n_v3=n_v3,
+            **{name: arr.ctypes.data for name, arr in keep.items()})
+        sizes = {"xpf": (len(src), np.float32), "xpi": (len(src), np.int32), "pooled": (ph1 * stride1, np.int32),
+                 "phase": (ph1 * stride1, np.int32),
+                 "v1": (n_v1, np.uint8), "v2": (n_v2, np.uint8), "v3": (n_v3, np.uint8),
+                 "win": (max(n_v1, n_v2, n_v3) + 32, np.int64), "start": (h2 * w2 + 1, np.int32),
+                 "ent_row": (n_v1, np.int32), "ent_val": (n_v1, np.int32), "acc3": (l3.out_channels, np.int32),
+                 "acc4": (l4.out_channels, np.int32), "acc2": ((h2 - ks2 + 1) * (w2 - ks2 + 1) * l2.out_channels,
+                                                              np.float32)}
+        self._buffers = []
+        self.scratch = []
+        for _ in range(n_scratch):
+            bufs = {name: _aligned(n, dt) for name, (n, dt) in sizes.items()}
+            self._buffers.append(bufs)
+            self.scratch.append(_CScratch(**{name: arr.ctypes.data for name, arr in bufs.items()}))
+        self.avx2 = 1 if kernel == "c-avx2" else 0
+        self.lib = _c_library()
+
+    def run(self, t: int, flat: np.ndarray, out: np.ndarray) -> None:
+        """Scores of flat int8 words [n, H*W] (C-contiguous) into out int32 [n, n_classes] on scratch t."""
+        if self.lib.ps_words(ctypes.byref(self.model), ctypes.byref(self.scratch[t]), len(flat), flat.ctypes.data,
+                             flat.shape[1], out.ctypes.data, self.avx2) != 0:
+            raise RuntimeError("the C kernels refused to run (CPU check)")
+
+
 class SparseCpuBackend:
-    """Bit-exact sparse-sparse CPU backend (numba).
+    """Bit-exact sparse-sparse CPU backend (C kernels or numba).
 
     Parameters
     ----------
@@ -800,6 +1022,11 @@ class SparseCpuBackend:
         (`pynq_sparse.architecture`; see `supports_model`).
     threads : int > 0 or None
         Worker threads a batch is split over (None: every core this process may use).
+    kernels : str
+        "auto" (default: "c-avx2" when it can run the model, else "numba"), "numba", "c" (the
+        fastest C version that can run the model; RuntimeError without the extension),
+        "c-avx2" or "c-portable" (see `c_kernels_for` and the module docstring). The chosen
+        one is in the attribute ``kernels``.
 
     `scores` and `score_one` may be called from several threads: calls on one backend
     take turns (each holds the scratch buffers it computes in).
@@ -807,7 +1034,7 @@ class SparseCpuBackend:
 
     name = "cpu"
 
-    def __init__(self, model: SparseModel, threads: int | None = None) -> None:
+    def __init__(self, model: SparseModel, threads: int | None = None, kernels: str = "auto") -> None:
         if threads is None:
             threads = default_threads()
         if int(threads) < 1:
@@ -815,8 +1042,20 @@ class SparseCpuBackend:
         self.model = model
         self.threads = int(threads)
         self._tables, self._sizes = _build_tables(model)
+        modes = c_kernels_for(model)
+        if kernels == "auto":
+            kernels = "c-avx2" if "c-avx2" in modes else "numba"
+        elif kernels == "c":
+            if not modes:
+                raise RuntimeError("the C kernels are not built (pip install -e . builds them) or cannot run "
+                                   "this model")
+            kernels = modes[0]
+        elif kernels != "numba" and kernels not in modes:
+            raise ValueError(f"kernels must be 'auto', 'numba', 'c' or one of {modes}, got {kernels!r}")
+        self.kernels = kernels                   # "numba", "c-avx2" or "c-portable"
         self._scratch = [_new_scratch(self._sizes) for _ in range(self.threads)]
         self._one = _new_scratch(self._sizes)
+        self._c = _CState(model, self._tables, kernels, self.threads + 1) if kernels != "numba" else None
         self._lock = threading.Lock()
         self._one_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -844,8 +1083,18 @@ class SparseCpuBackend:
             raise ValueError(f"score_one takes one word, got {len(flat)}; use scores() for batches")
         out = np.empty(self.model.n_classes, np.int32)
         with self._one_lock:
-            _word(flat[0], out, self._tables, self._one)
+            if self._c is None:
+                _word(flat[0], out, self._tables, self._one)
+            else:
+                self._c.run(self.threads, flat, out[None])
         return out
+
+    def _words(self, flat: np.ndarray, out: np.ndarray, t: int) -> None:
+        """Scores of flat words into out on worker t's scratch buffers."""
+        if self._c is None:
+            _words(flat, out, self._tables, self._scratch[t])
+        else:
+            self._c.run(t, flat, out)
 
     def scores(self, words: np.ndarray) -> np.ndarray:
         """int32 [B, n_classes] for int8 words [B, 32, 32] (or one word [32, 32] -> [1, n])."""
@@ -855,12 +1104,12 @@ class SparseCpuBackend:
         with self._lock:
             if n_parts <= 1:
                 if len(flat):
-                    _words(flat, out, self._tables, self._scratch[0])
+                    self._words(flat, out, 0)
                 return out
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pynq-sparse-cpu")
             bounds = np.linspace(0, len(flat), n_parts + 1).round().astype(int)
-            futures = [self._pool.submit(_words, flat[a:b], out[a:b], self._tables, self._scratch[t])
+            futures = [self._pool.submit(self._words, flat[a:b], out[a:b], t)
                        for t, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
             for future in futures:
                 future.result()
@@ -874,4 +1123,5 @@ class SparseCpuBackend:
                 self._pool = None
 
     def __repr__(self) -> str:
-        return f"SparseCpuBackend(threads={self.threads}, model_id={self.model.model_id:#010x})"
+        return (f"SparseCpuBackend(threads={self.threads}, kernels={self.kernels!r}, "
+                f"model_id={self.model.model_id:#010x})")

@@ -247,9 +247,14 @@ def run_cpu_bench(n_words: int = 512, repeats: int = 5, seconds: float = 1.0, go
     log(f"model: {model_note}\nwords: {words_note}\nthreads: {threads}")
 
     sparse = SparseCpuBackend(model, threads=threads).warmup()
+    # the numba kernels side by side when the default is the C extension (same layers, same results)
+    numba = SparseCpuBackend(model, threads=threads, kernels="numba").warmup() if sparse.kernels != "numba" else None
     check = words[:64]
-    exact = bool(np.array_equal(sparse.scores(check), golden_scores(model, check)))
-    log(f"sparse cpu == golden on {len(check)} words: {exact}")
+    golden_check = golden_scores(model, check)
+    exact = bool(np.array_equal(sparse.scores(check), golden_check))
+    if numba is not None:
+        exact = exact and bool(np.array_equal(numba.scores(check), golden_check))
+    log(f"sparse cpu ({sparse.kernels}) == golden on {len(check)} words: {exact}")
 
     dense, dense_note = dense_onnx_model()
     fp32 = _ort_session(dense.SerializeToString(), threads)
@@ -276,6 +281,8 @@ def run_cpu_bench(n_words: int = 512, repeats: int = 5, seconds: float = 1.0, go
     engines: dict[tuple[str, int], Callable[[], Any]] = {
         ("sparse cpu", 1): lambda: sparse.score_one(nb1()[0]),
         ("sparse cpu", 64): lambda: sparse.scores(nb64()),
+        **({("sparse cpu (numba)", 1): lambda: numba.score_one(nb1()[0]),
+            ("sparse cpu (numba)", 64): lambda: numba.scores(nb64())} if numba is not None else {}),
         ("onnxruntime fp32", 1): lambda: fp32.run(None, {"words": nf1()}),
         ("onnxruntime fp32", 64): lambda: fp32.run(None, {"words": nf64()}),
         ("onnxruntime int8", 1): lambda: int8.run(None, {"words": nf1()}),
@@ -308,6 +315,8 @@ def run_cpu_bench(n_words: int = 512, repeats: int = 5, seconds: float = 1.0, go
                 rates[(name, batch)].append(_rate(call, batch, seconds))
         log(f"round {r + 1}/{repeats}: " + ", ".join(f"{n} b{b} {v[-1]:,.0f}" for (n, b), v in rates.items()))
     sparse.close()
+    if numba is not None:
+        numba.close()
 
     # single-thread CPU time per word at batch 64: what each engine costs a core, whatever the load
     single = {"sparse cpu": SparseCpuBackend(model, threads=1).warmup(),
@@ -319,6 +328,9 @@ def run_cpu_bench(n_words: int = 512, repeats: int = 5, seconds: float = 1.0, go
         "onnxruntime int8": lambda: single["onnxruntime int8"].run(None, {"words": nf64()}),
         "golden": lambda: golden_scores(model, np.resize(gw, (64, 32, 32))),
     }
+    if numba is not None:
+        single["sparse cpu (numba)"] = SparseCpuBackend(model, threads=1, kernels="numba").warmup()
+        one_thread["sparse cpu (numba)"] = lambda: single["sparse cpu (numba)"].scores(nb64())
     if net is not None:
         torch.set_num_threads(1)
         one_thread["pytorch fp32"] = lambda: torch_run(nf64())
@@ -336,6 +348,7 @@ def run_cpu_bench(n_words: int = 512, repeats: int = 5, seconds: float = 1.0, go
         "all_rates": rates, "exact": exact, "n_checked": len(check), "threads": threads,
         "model": model_note, "words": words_note, "dense": dense_note, "int8": int8_note, "torch": torch_note,
         "repeats": repeats, "seconds": seconds, "load_start": load_start, "load_end": load_end,
+        "kernels": sparse.kernels,
     }
 
 
@@ -347,7 +360,7 @@ def machine_note() -> str:
 def format_report(res: dict[str, Any], command: str) -> str:
     rates = res["rates"]
     ref = rates[REFERENCE]
-    order = ["sparse cpu", "onnxruntime fp32", "onnxruntime int8", "pytorch fp32", "golden"]
+    order = ["sparse cpu", "sparse cpu (numba)", "onnxruntime fp32", "onnxruntime int8", "pytorch fp32", "golden"]
     lines = ["| engine | batch | words/s | vs ORT fp32 batch 64 | speed-up over golden (same batch) |",
              "|---|---:|---:|---:|---:|"]
     for name in order:
@@ -372,6 +385,9 @@ def format_report(res: dict[str, Any], command: str) -> str:
         f"* load average (1, 5, 15 min) at start {', '.join(f'{v:.2f}' for v in res['load_start'])}, "
         f"at end {', '.join(f'{v:.2f}' for v in res['load_end'])}: other jobs shared the machine",
         f"* sparse model: {res['model']}; inputs: {res['words']}",
+        f"* sparse cpu kernels: {res.get('kernels', 'numba')} (pynq_sparse/backends/cpu_sparse.py)"
+        + ("; `sparse cpu (numba)`: the same backend with kernels=\"numba\", for comparison"
+           if ("sparse cpu (numba)", 64) in rates else ""),
         f"* sparse cpu output identical to the golden reference on {res['n_checked']} benchmark words: "
         f"{'yes' if res['exact'] else 'NO'} (all dev clips: tests/test_cpu_backend.py)",
         f"* dense model: {res['dense']}; int8: {res['int8']}; {res['torch']}",
