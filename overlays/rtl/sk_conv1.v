@@ -11,13 +11,21 @@
 // Conv (one output position every PHASES cycles, all 64 kernels): a 5-row
 // register line buffer feeds a 5x5 window shift register; 16/PHASES packed
 // kernels x 25 taps = 400/PHASES multipliers (uint7 x int8) per cycle (PHASES
-// = 2: kernels 0..31, then 32..63); each product is routed by its stored owner
-// to kernel g*4 + owner and summed (two adder-tree stages) -> 64/PHASES sums of
-// ACC_W bits. The next word's first 5 rows are primed while the last output row
-// of a word is computed. 2x2 max-pool on the fly: the horizontal max of a column
-// pair is written (even row) or max-merged (odd row) into a pooled-row buffer
-// of three slots (3 x 14 positions x 64 sums: the requant of one row pair
-// overlaps the conv of the next ones without stalling it).
+// = 2: kernels 0..31, then 32..63; PHASES = 4: 100 multipliers, ~2x the cycles);
+// each product is routed by its stored owner to kernel g*4 + owner and summed
+// (two adder-tree stages) -> 64/PHASES sums of ACC_W bits. The next word's first
+// 5 rows are primed while the last output row of a word is computed. 2x2 max-pool
+// on the fly: the horizontal max of a column pair is written (even row) or
+// max-merged (odd row) into a pooled-row buffer of three slots (3 x 14 positions
+// x 64 sums, one LUT-RAM per phase: the requant of one row pair overlaps the conv
+// of the next ones without stalling it).
+// Area (yosys synth_xilinx): the weights are per-entry registers written one
+// entry per load cycle, read through a PHASES:1 mux of constant selects; the
+// owner is stored as a one-hot mask at load time and becomes the synchronous
+// reset of 4 product registers per tap (one per owner), so the 4 x 16/PHASES
+// adder trees (5 row sums of 5, then 5 -> 1) add plain register outputs. No
+// address arithmetic on register arrays and no variable part-selects on wide
+// vectors: every multi-way select is a small mux of constant part-selects.
 // Requant: 16/PHASES lanes, lane l owns CPL = 4*PHASES consecutive channels;
 // per pooled row a lane handles 14 positions x CPL channels in 56*PHASES
 // cycles (= the conv's 2 output rows), adding the bias and requantising
@@ -39,7 +47,7 @@
 module sk_conv1 #(
     parameter LAYER_ID = 0,
     parameter ACC_W    = 20,    // conv sums without bias: 25 * 127 * 127 < 2^19
-    parameter PHASES   = 2      // cycles per conv position: 1 (400 multipliers) or 2 (200, half the kernels a cycle)
+    parameter PHASES   = 2      // cycles per conv position: 1 (400 multipliers), 2 (200, half the kernels a cycle) or 4 (100)
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -72,15 +80,18 @@ localparam GA  = G / PHASES;     // packed kernels computed per cycle
 localparam OCA = OC / PHASES;    // kernel sums per cycle
 localparam NL  = 16 / PHASES;    // requant lanes (one pooled row in 56 * PHASES cycles, like the conv)
 localparam CPL = OC / NL;        // channels per lane
-localparam JW  = (CPL > 4) ? 3 : 2;
+localparam JW  = $clog2(CPL);    // channel-in-lane bits
 localparam VD  = 2 * CPL * 14;   // value words per lane (two word slots)
+localparam AW  = $clog2(VD);     // value word address bits
+localparam PHW = (PHASES > 2) ? 2 : 1;   // phase counter bits
+localparam [PHW-1:0] PH_LAST = (PHASES == 1) ? {PHW{1'b0}} : {PHW{1'b1}};   // the last phase
 localparam HW  = $clog2(CPL * 196 + 1);   // histogram count bits
 localparam QD  = 32;   // select queue depth (power of two): lets the scan run ahead of the emitter
 localparam QAW = $clog2(QD);
 
 initial begin
-    if (PHASES != 1 && PHASES != 2) begin
-        $error("sk_conv1: PHASES must be 1 or 2 (%m)");
+    if (PHASES != 1 && PHASES != 2 && PHASES != 4) begin
+        $error("sk_conv1: PHASES must be 1, 2 or 4 (%m)");
         $finish;
     end
 end
@@ -97,18 +108,44 @@ assign s_axis_tready = !in_full_reg[wslot_reg];
 wire in_take = s_axis_tvalid && s_axis_tready;
 
 // ================================================================ weights and per-kernel parameters
-reg [9:0]  wt_reg [0:G*NT-1];      // {owner[1:0], weight[7:0]}
-reg [31:0] bias_reg [0:OC-1];
-reg [15:0] mult_reg [0:OC-1];
-reg [5:0]  shift_reg [0:OC-1];
+// Weights are read in parallel every cycle, so each (packed kernel, tap) entry is a plain register
+// written in the cycle after its load write (one-hot decoded group and tap: no read mux, no
+// address arithmetic); the owner is stored decoded as a one-hot mask (no runtime demux).
+// bias / mult / shift live in the requant lane that owns the channel (lane = channel / CPL).
 reg [31:0] k_reg = 0;
+reg        lw_v_reg;
+reg [G-1:0]  lw_g_reg;
+reg [NT-1:0] lw_t_reg;
+reg [7:0]  lw_w_reg;
+reg [3:0]  lw_m_reg;
+wire [G*NT*8-1:0] wt_w;              // weight of entry g*NT + t
+wire [G*NT*4-1:0] wt_m;              // owner mask of entry g*NT + t
 always @(posedge clk) begin
-    if (ld_here && ld_sel == 3'd0 && ld_group < G && ld_addr < NT) wt_reg[ld_group[3:0]*NT + ld_addr[4:0]] <= {ld_data[9:8], ld_data[7:0]};
-    if (ld_here && ld_sel == 3'd1) bias_reg[ld_addr[5:0]] <= ld_data;
-    if (ld_here && ld_sel == 3'd2) mult_reg[ld_addr[5:0]] <= ld_data[15:0];
-    if (ld_here && ld_sel == 3'd3) shift_reg[ld_addr[5:0]] <= ld_data[5:0];
+    lw_v_reg <= ld_here && ld_sel == 3'd0 && ld_group < G && ld_addr < NT;
+    lw_g_reg <= {{(G-1){1'b0}}, 1'b1} << ld_group[3:0];
+    lw_t_reg <= {{(NT-1){1'b0}}, 1'b1} << ld_addr[4:0];
+    lw_w_reg <= ld_data[7:0];
+    lw_m_reg <= 4'd1 << ld_data[9:8];
     if (ld_here && ld_sel == 3'd4) k_reg <= ld_data;
+    if (rst) lw_v_reg <= 1'b0;
 end
+genvar wg, wtp;
+generate
+for (wg = 0; wg < G; wg = wg + 1) begin : wgrp
+    for (wtp = 0; wtp < NT; wtp = wtp + 1) begin : wtap
+        reg [7:0] w_q;
+        reg [3:0] m_q;
+        always @(posedge clk) begin
+            if (lw_v_reg && lw_g_reg[wg] && lw_t_reg[wtp]) begin
+                w_q <= lw_w_reg;
+                m_q <= lw_m_reg;
+            end
+        end
+        assign wt_w[(wg*NT + wtp)*8 +: 8] = w_q;
+        assign wt_m[(wg*NT + wtp)*4 +: 4] = m_q;
+    end
+end
+endgenerate
 
 // ================================================================ row loader and conv control
 // The loader fills new_reg with one input row (4 beats) at a time. Priming commits the first 5 rows
@@ -121,8 +158,8 @@ reg         ptag_reg = 1'b0;         // tag of the word being primed
 reg         run_reg = 1'b0;          // a word is in the conv
 reg         ctag_reg = 1'b0;         // its tag
 reg [4:0]   oy_reg = 0, ox_reg = 0;
-reg         ph_reg = 1'b0;           // phase (PHASES = 2: kernels 0..31, then 32..63)
-wire        ph_last = (PHASES == 1) || ph_reg;
+reg [PHW-1:0] ph_reg = 0;            // phase p: kernels p*OCA .. p*OCA + OCA-1
+wire        ph_last = (ph_reg == PH_LAST);
 reg [2:0]   prime_reg = 0;           // rows committed while priming
 reg [223:0] row_reg [0:4];           // 5 input rows, 32 pixels x 7 bits
 reg [223:0] win_reg [0:4];           // the rows of the window, shifted by ox pixels
@@ -153,7 +190,7 @@ endfunction
 
 wire        c_row_ok = (ox_reg != 0) || oy_reg[0] || !pbf_reg[c_slot_reg];
 wire        c_new_ok = !(ox_reg == 5'd27 && oy_reg != 5'd27 && !new_valid_reg);
-wire        c_issue = run_reg && (ph_reg || (c_row_ok && c_new_ok));
+wire        c_issue = run_reg && (ph_reg != 0 || (c_row_ok && c_new_ok));
 wire        c_step = c_issue && ph_last;                  // the last phase of a position: move on
 wire        c_end = c_step && ox_reg == 5'd27 && oy_reg == 5'd27;
 wire        prime_commit = (pst_reg == P_PRIME) && new_valid_reg;
@@ -237,7 +274,7 @@ always @(posedge clk) begin
     endcase
 
     // conv position counters
-    if (c_issue && PHASES == 2) ph_reg <= !ph_reg;
+    if (c_issue && PHASES > 1) ph_reg <= ph_last ? {PHW{1'b0}} : ph_reg + 1'b1;
     if (c_step) begin
         if (ox_reg == 5'd27) begin
             ox_reg <= 0;
@@ -253,7 +290,7 @@ always @(posedge clk) begin
         ctag_reg <= ptag_reg;
         oy_reg <= 0;
         ox_reg <= 0;
-        ph_reg <= 1'b0;
+        ph_reg <= 0;
     end
 
     if (rst) begin
@@ -264,7 +301,7 @@ always @(posedge clk) begin
         pst_reg <= P_IDLE;
         run_reg <= 1'b0;
         c_slot_reg <= 0;
-        ph_reg <= 1'b0;
+        ph_reg <= 0;
         ld_act_reg <= 1'b0;
         new_valid_reg <= 1'b0;
         f1_reg <= 1'b0;
@@ -276,40 +313,73 @@ end
 reg        s1_v = 1'b0, s2_v = 1'b0, s3_v = 1'b0;
 reg [4:0]  s1_oy = 0, s1_ox = 0, s2_oy = 0, s2_ox = 0, s3_oy = 0, s3_ox = 0;
 reg        s1_tag = 0, s2_tag = 0, s3_tag = 0;
-reg        s1_ph = 0, s2_ph = 0, s3_ph = 0;
+reg [PHW-1:0] s1_ph = 0, s2_ph = 0, s3_ph = 0;
 reg [1:0]  s1_sl = 0, s2_sl = 0, s3_sl = 0;
-reg signed [14:0] prod_reg [0:GA*NT-1];
-reg [1:0]  pown_reg [0:GA*NT-1];
-reg signed [ACC_W-1:0] part_reg [0:OCA*5-1];
+localparam PW = 18;    // a window row's sum of 5 products: 5 * 127 * 128 < 2^17
+// product of (group gg, tap t) for owner s at ((gg*NT + t)*4 + s)*15: the product where the tap's
+// owner is s, else 0 (15-bit signed: |uint7 x int8| <= 127 * 128). The mask becomes the register's
+// synchronous reset, so the adder trees below take plain register outputs.
+reg [15*4*GA*NT-1:0] prod_flat = 0;
+reg [PW*OCA*5-1:0] part_flat = 0;
 reg [ACC_W*OCA-1:0] sum_flat = 0;
+
+// a 15-bit signed product sign-extended to PW bits
+function [PW-1:0] sx(input [14:0] v);
+    sx = {{(PW-15){v[14]}}, v};
+endfunction
 
 genvar gg, tt, ss, kr;
 generate
 for (gg = 0; gg < GA; gg = gg + 1) begin : mgrp
     for (tt = 0; tt < NT; tt = tt + 1) begin : mtap
         wire [6:0] px = win_reg[tt / 5][(tt % 5)*7 +: 7];
-        wire [9:0] e = wt_reg[((PHASES == 2 && ph_reg) ? GA + gg : gg)*NT + tt];
-        always @(posedge clk) begin
-            prod_reg[gg*NT + tt] <= $signed({1'b0, px}) * $signed(e[7:0]);
-            pown_reg[gg*NT + tt] <= e[9:8];
+        // weight and owner mask of packed kernel ph*GA + gg (a PHASES:1 mux of constant part-selects)
+        reg [7:0] w;
+        reg [3:0] m;
+        integer pq;
+        always @(*) begin
+            w = wt_w[(gg*NT + tt)*8 +: 8];
+            m = wt_m[(gg*NT + tt)*4 +: 4];
+            for (pq = 1; pq < PHASES; pq = pq + 1) begin
+                if (ph_reg == pq[PHW-1:0]) begin
+                    w = wt_w[((pq*GA + gg)*NT + tt)*8 +: 8];
+                    m = wt_m[((pq*GA + gg)*NT + tt)*4 +: 4];
+                end
+            end
+        end
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire signed [15:0] p = $signed({1'b0, px}) * $signed(w);    // |p| <= 127 * 128: bit 15 = bit 14
+        /* verilator lint_on UNUSEDSIGNAL */
+        for (ss = 0; ss < 4; ss = ss + 1) begin : mown
+            always @(posedge clk) begin
+                prod_flat[((gg*NT + tt)*4 + ss)*15 +: 15] <= m[ss] ? p[14:0] : 15'd0;
+            end
         end
     end
     for (ss = 0; ss < 4; ss = ss + 1) begin : mker
         for (kr = 0; kr < 5; kr = kr + 1) begin : mrow
-            // owner-masked sum of the 5 products of window row kr
-            wire signed [ACC_W-1:0] p0 = (pown_reg[gg*NT + kr*5 + 0] == ss) ? prod_reg[gg*NT + kr*5 + 0] : 0;
-            wire signed [ACC_W-1:0] p1 = (pown_reg[gg*NT + kr*5 + 1] == ss) ? prod_reg[gg*NT + kr*5 + 1] : 0;
-            wire signed [ACC_W-1:0] p2 = (pown_reg[gg*NT + kr*5 + 2] == ss) ? prod_reg[gg*NT + kr*5 + 2] : 0;
-            wire signed [ACC_W-1:0] p3 = (pown_reg[gg*NT + kr*5 + 3] == ss) ? prod_reg[gg*NT + kr*5 + 3] : 0;
-            wire signed [ACC_W-1:0] p4 = (pown_reg[gg*NT + kr*5 + 4] == ss) ? prod_reg[gg*NT + kr*5 + 4] : 0;
+            // sum of the 5 owner-masked products of window row kr (mask decoded at load time)
+            wire [14:0] p0 = prod_flat[((gg*NT + kr*5 + 0)*4 + ss)*15 +: 15];
+            wire [14:0] p1 = prod_flat[((gg*NT + kr*5 + 1)*4 + ss)*15 +: 15];
+            wire [14:0] p2 = prod_flat[((gg*NT + kr*5 + 2)*4 + ss)*15 +: 15];
+            wire [14:0] p3 = prod_flat[((gg*NT + kr*5 + 3)*4 + ss)*15 +: 15];
+            wire [14:0] p4 = prod_flat[((gg*NT + kr*5 + 4)*4 + ss)*15 +: 15];
+            // balanced tree, each stage one bit wider (two's complement, signs extended)
+            wire [15:0] a01 = {p0[14], p0} + {p1[14], p1};
+            wire [15:0] a23 = {p2[14], p2} + {p3[14], p3};
+            wire [16:0] a03 = {a01[15], a01} + {a23[15], a23};
             always @(posedge clk) begin
-                part_reg[(gg*4 + ss)*5 + kr] <= p0 + p1 + p2 + p3 + p4;
+                part_flat[((gg*4 + ss)*5 + kr)*PW +: PW] <= {a03[16], a03} + sx(p4);
             end
         end
+        wire [ACC_W-1:0] q0 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 0)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 0)*PW +: PW]};
+        wire [ACC_W-1:0] q1 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 1)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 1)*PW +: PW]};
+        wire [ACC_W-1:0] q2 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 2)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 2)*PW +: PW]};
+        wire [ACC_W-1:0] q3 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 3)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 3)*PW +: PW]};
+        wire [ACC_W-1:0] q4 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 4)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 4)*PW +: PW]};
+        wire [ACC_W-1:0] qs = (q0 + q1) + (q2 + q3) + q4;      // two's complement: signs extended above
         always @(posedge clk) begin
-            sum_flat[(gg*4 + ss)*ACC_W +: ACC_W] <= part_reg[(gg*4 + ss)*5 + 0] + part_reg[(gg*4 + ss)*5 + 1] +
-                                                    part_reg[(gg*4 + ss)*5 + 2] + part_reg[(gg*4 + ss)*5 + 3] +
-                                                    part_reg[(gg*4 + ss)*5 + 4];
+            sum_flat[(gg*4 + ss)*ACC_W +: ACC_W] <= qs;
         end
     end
 end
@@ -327,31 +397,45 @@ always @(posedge clk) begin
 end
 
 // ================================================================ 2x2 max-pool into the pooled-row buffer
-reg [ACC_W*OC-1:0] pb_mem [0:41];      // slot*14 + px: 64 pooled sums (without bias), 3 slots
-reg [ACC_W*OC-1:0] hprev_reg = 0;
+// One memory per phase (its OCA kernels), written only in its phase: no read-modify-write of the
+// other kernels. The even column of a pair is held in a shift register of the last PHASES sums (the
+// odd column's same phase comes PHASES valid cycles later): no muxes.
 reg [3:0]  pb_py_reg [0:2];
 reg [2:0]  pb_tag_reg = 3'b000;
 wire [1:0] s3_slot = s3_sl;
 wire [3:0] s3_px = s3_ox[4:1];
 wire [5:0] s3_pa = s3_slot * 4'd14 + s3_px;
-wire [ACC_W*OC-1:0] pb_full = pb_mem[s3_pa];
-// the half (PHASES = 2) of the kernels in this cycle: constant part-selects only
-wire [ACC_W*OCA-1:0] pb_old, hprev;
-wire [ACC_W*OC-1:0]  pb_wdata, hprev_wdata;
+wire [ACC_W*OCA-1:0] hprev;
+reg  [ACC_W*OCA-1:0] pb_old;
+wire [ACC_W*OC-1:0]  pb_rd;            // every phase memory read at s3_pa
+wire [ACC_W*OC-1:0]  rq_pb;            // requant read: all 64 pooled sums of (slot, px)
 reg  [ACC_W*OCA-1:0] pool_new;
+wire pb_write = s3_v && s3_ox[0];
+wire [5:0] rq_pa;
+reg  [ACC_W*OC-1:0]  hp_reg;           // the last PHASES sums (newest in the low part)
+genvar pp;
 generate
-if (PHASES == 2) begin : half
-    assign pb_old = s3_ph ? pb_full[ACC_W*OC-1:ACC_W*OCA] : pb_full[ACC_W*OCA-1:0];
-    assign hprev  = s3_ph ? hprev_reg[ACC_W*OC-1:ACC_W*OCA] : hprev_reg[ACC_W*OCA-1:0];
-    assign pb_wdata    = s3_ph ? {pool_new, pb_full[ACC_W*OCA-1:0]} : {pb_full[ACC_W*OC-1:ACC_W*OCA], pool_new};
-    assign hprev_wdata = s3_ph ? {sum_flat, hprev_reg[ACC_W*OCA-1:0]} : {hprev_reg[ACC_W*OC-1:ACC_W*OCA], sum_flat};
-end else begin : full
-    assign pb_old = pb_full;
-    assign hprev  = hprev_reg;
-    assign pb_wdata = pool_new;
-    assign hprev_wdata = sum_flat;
+for (pp = 0; pp < PHASES; pp = pp + 1) begin : pbank
+    localparam [PHW-1:0] PPV = pp;
+    reg [ACC_W*OCA-1:0] pbm [0:41];    // slot*14 + px: pooled sums (without bias) of phase pp, 3 slots
+    always @(posedge clk) begin
+        if (pb_write && s3_ph == PPV) pbm[s3_pa] <= pool_new;
+    end
+    assign pb_rd[pp*ACC_W*OCA +: ACC_W*OCA] = pbm[s3_pa];
+    assign rq_pb[pp*ACC_W*OCA +: ACC_W*OCA] = pbm[rq_pa];
+end
+if (PHASES == 1) begin : hp1
+    always @(posedge clk) if (s3_v) hp_reg <= sum_flat;
+end else begin : hpn
+    always @(posedge clk) if (s3_v) hp_reg <= {hp_reg[ACC_W*OCA*(PHASES-1)-1:0], sum_flat};
 end
 endgenerate
+assign hprev = hp_reg[ACC_W*OCA*(PHASES-1) +: ACC_W*OCA];
+integer pc;
+always @(*) begin
+    pb_old = pb_rd[ACC_W*OCA-1:0];
+    for (pc = 1; pc < PHASES; pc = pc + 1) if (s3_ph == pc[PHW-1:0]) pb_old = pb_rd[pc*ACC_W*OCA +: ACC_W*OCA];
+end
 integer c;
 always @(*) begin
     for (c = 0; c < OCA; c = c + 1) begin
@@ -362,12 +446,9 @@ always @(*) begin
         end
     end
 end
-wire pb_write = s3_v && s3_ox[0];
 wire pb_done = pb_write && s3_oy[0] && s3_ox == 5'd27 &&    // the row pair is pooled: hand it to requant
-               (PHASES == 1 || s3_ph);
+               s3_ph == PH_LAST;
 always @(posedge clk) begin
-    if (s3_v && !s3_ox[0]) hprev_reg <= hprev_wdata;
-    if (pb_write) pb_mem[s3_pa] <= pb_wdata;       // read-modify-write of the whole entry
     if (pb_done) begin
         pb_py_reg[s3_slot] <= s3_oy[4:1];
         pb_tag_reg[s3_slot] <= s3_tag;
@@ -390,13 +471,12 @@ wire       rq_start = !rq_act_reg && !clr_busy && pbf_reg[rq_slot_reg] &&
                       (rq_py_next != 0 || !vs_full_reg[rq_vsi_reg]);
 wire       rq_issue = rq_act_reg;
 wire       rq_last_issue = rq_act_reg && rq_px_reg == 4'd13 && rq_j_reg == CPL - 1;
-wire [5:0] rq_pa = rq_slot_reg * 4'd14 + rq_px_reg;
-wire [ACC_W*OC-1:0] rq_pb = pb_mem[rq_pa];
+assign rq_pa = rq_slot_reg * 4'd14 + rq_px_reg;
 
 // pipeline metadata: r1 (acc + bias registered), then sk_requant's 3 stages
 reg        r1_v = 1'b0, r2_v = 1'b0, r3_v = 1'b0, r4_v = 1'b0;
 reg [3:0]  r1_px = 0, r2_px = 0, r3_px = 0, r4_px = 0;
-reg [7:0]  r1_a = 0, r2_a = 0, r3_a = 0, r4_a = 0;   // value word slot*CPL*14 + j*14 + py
+reg [AW-1:0] r1_a = 0, r2_a = 0, r3_a = 0, r4_a = 0;   // value word slot*CPL*14 + j*14 + py
 reg        r1_s = 0, r2_s = 0, r3_s = 0, r4_s = 0;   // value slot
 reg        r1_l = 0, r2_l = 0, r3_l = 0, r4_l = 0;   // last value of the word
 reg        r1_t = 0, r2_t = 0, r3_t = 0, r4_t = 0;   // tag
@@ -471,20 +551,37 @@ reg [3:0]  sl_y_reg = 0;
 wire [NL*7-1:0] y_lane;             // 16 lane requant outputs
 wire [NL*14-1:0] hist_lane;            // lane counts (14 bits each) of bin th_t for slot th_slot
 wire [NL*112-1:0] vq_lane;             // lane value-word read data
-wire [7:0] sl_ra = sl_slot_reg * (CPL * 14) + (sl_c_reg % CPL) * 14 + sl_y_reg;   // value word of (c, y) in lane c/CPL
+wire [AW-1:0] sl_ra = sl_slot_reg * (CPL * 14) + (sl_c_reg % CPL) * 14 + sl_y_reg;   // value word of (c, y) in lane c/CPL
 
 genvar ll;
 generate
 for (ll = 0; ll < NL; ll = ll + 1) begin : lane
     // acc + bias for channel 4l + j of pooled position px
-    wire [5:0] ch = ll*CPL + rq_j_reg;
+    // bias / mult / shift of the lane's channels (channel ll*CPL + j at j)
+    reg [31:0] bias_m [0:CPL-1];
+    reg [15:0] mult_m [0:CPL-1];
+    reg [5:0]  shift_m [0:CPL-1];
+    wire ld_lane = ld_here && ld_addr[5:JW] == ll;
+    always @(posedge clk) begin
+        if (ld_lane && ld_sel == 3'd1) bias_m[ld_addr[JW-1:0]] <= ld_data;
+        if (ld_lane && ld_sel == 3'd2) mult_m[ld_addr[JW-1:0]] <= ld_data[15:0];
+        if (ld_lane && ld_sel == 3'd3) shift_m[ld_addr[JW-1:0]] <= ld_data[5:0];
+    end
+    // the pooled sum of channel ll*CPL + j (a CPL:1 mux of constant part-selects)
+    wire [ACC_W*CPL-1:0] lane_pb = rq_pb[ll*CPL*ACC_W +: CPL*ACC_W];
+    reg  [ACC_W-1:0] pb_sel;
+    integer jx;
+    always @(*) begin
+        pb_sel = lane_pb[ACC_W-1:0];
+        for (jx = 1; jx < CPL; jx = jx + 1) if (rq_j_reg == jx[JW-1:0]) pb_sel = lane_pb[jx*ACC_W +: ACC_W];
+    end
     reg signed [31:0] acc_reg = 0;
     reg [15:0] mu_reg = 0;
     reg [5:0]  sh_reg = 0;
     always @(posedge clk) begin
-        acc_reg <= $signed(rq_pb[ch*ACC_W +: ACC_W]) + $signed(bias_reg[ch]);
-        mu_reg <= mult_reg[ch];
-        sh_reg <= shift_reg[ch];
+        acc_reg <= $signed(pb_sel) + $signed(bias_m[rq_j_reg]);
+        mu_reg <= mult_m[rq_j_reg];
+        sh_reg <= shift_m[rq_j_reg];
     end
     wire rq_ov;
     sk_requant #(.ACC_W(32)) rq_inst (
@@ -580,6 +677,12 @@ reg        q1_v = 1'b0, q2_v = 1'b0;
 reg [5:0]  q1_c = 0, q2_c = 0;
 reg [3:0]  q1_y = 0, q2_y = 0;
 reg [111:0] q2_w = 0;
+reg [111:0] q1_w;                      // the value word of lane q1_c / CPL (NL:1 mux, constant part-selects)
+integer qi;
+always @(*) begin
+    q1_w = vq_lane[111:0];
+    for (qi = 1; qi < NL; qi = qi + 1) if (q1_c[5:JW] == qi[5-JW:0]) q1_w = vq_lane[qi*112 +: 112];
+end
 reg [6:0]  sl_thr_reg = 0;
 reg [31:0] sl_ties_reg = 0;
 
@@ -596,14 +699,15 @@ wire        sl_issue = sl_act_reg && (q_cnt + q1_v + q2_v < QD);
 
 // winner mask of the word in stage 2
 reg [13:0] win_m, eq_m;
-reg [31:0] ties_used;
+reg [3:0]  ties_used;                  // <= 14
+wire [3:0] ties_cap = (sl_ties_reg[31:4] != 0) ? 4'd15 : sl_ties_reg[3:0];   // min(budget, 15)
 integer xi;
 always @(*) begin
     ties_used = 0;
     for (xi = 0; xi < 14; xi = xi + 1) begin
         eq_m[xi] = q2_w[xi*8 +: 7] == sl_thr_reg && sl_thr_reg != 0;
         win_m[xi] = q2_w[xi*8 +: 7] > sl_thr_reg;
-        if (eq_m[xi] && ties_used < sl_ties_reg) begin
+        if (eq_m[xi] && ties_used < ties_cap) begin
             win_m[xi] = 1'b1;
             ties_used = ties_used + 1;
         end
@@ -616,7 +720,9 @@ always @(*) begin
 end
 
 // emitter: lowest set bit of the head word
-wire [13:0] h_m = qm[qr_reg[QAW-1:0]];
+reg  [13:0] hm_reg;                     // remaining winners of the head word once it has emitted one
+reg         hm_v_reg;
+wire [13:0] h_m = hm_v_reg ? hm_reg : qm[qr_reg[QAW-1:0]];
 reg  [3:0]  h_x;
 always @(*) begin
     h_x = 0;
@@ -663,9 +769,9 @@ always @(posedge clk) begin
     q2_v <= q1_v;
     q2_c <= q1_c;
     q2_y <= q1_y;
-    q2_w <= vq_lane[(q1_c / CPL)*112 +: 112];
+    q2_w <= q1_w;
     // mark winners, spend the tie budget, queue
-    if (q2_v) sl_ties_reg <= sl_ties_reg - ties_used;
+    if (q2_v) sl_ties_reg <= sl_ties_reg - {28'd0, ties_used};
     if (q_push) begin
         qm[qw_reg[QAW-1:0]] <= win_m;
         qv[qw_reg[QAW-1:0]] <= q2_vals;
@@ -679,11 +785,9 @@ always @(posedge clk) begin
         m_push_reg <= 1'b1;
         m_data_reg <= {1'b0, 1'b0, 2'b00, h_idx, 5'd0, qc[qr_reg[QAW-1:0]], 1'b0, qy[qr_reg[QAW-1:0]], 1'b0, h_x,
                        h_v[h_x*7 +: 7]};
-        if (h_m_next == 0) begin
-            qr_reg <= qr_reg + 1'b1;
-        end else begin
-            qm[qr_reg[QAW-1:0]] <= h_m_next;
-        end
+        hm_reg <= h_m_next;
+        hm_v_reg <= h_m_next != 0;
+        if (h_m_next == 0) qr_reg <= qr_reg + 1'b1;
     end
     // end beat
     if (sl_end_push) begin
@@ -701,6 +805,7 @@ always @(posedge clk) begin
         q2_v <= 1'b0;
         qw_reg <= 0;
         qr_reg <= 0;
+        hm_v_reg <= 1'b0;
     end
 end
 
