@@ -43,7 +43,7 @@ def test_sk_loader_icarus():
     run_cocotb("sk_loader", ["sk_loader.v"], "test_sk_loader", sim="icarus", parameters=_tiny_hdr())
 
 
-# sk_layer in fully connected mode (fc1 / fc2 engine): (parameters, words per model, max interval)
+# sk_fc, the fc1 / fc2 engine: (parameters, words per model, max interval)
 FC_LAYER_CONFIGS = {
     "small_lanes4_pp": (dict(FAN_IN=96, OUT_C=45, N_PACK=5, LANES=4, PINGPONG=1, FINAL=0), 6, None),
     "small_lanes1": (dict(FAN_IN=64, OUT_C=24, N_PACK=3, LANES=1, PINGPONG=0, FINAL=0), 4, None),
@@ -54,18 +54,18 @@ FC_LAYER_CONFIGS = {
 
 
 @pytest.mark.parametrize("cfg", list(FC_LAYER_CONFIGS))
-def test_sk_layer_fc_icarus(cfg):
-    """sk_layer fc mode vs golden arithmetic: winners, ties, bubbles, back-pressure, ping-pong, lanes."""
+def test_sk_fc_icarus(cfg):
+    """sk_fc vs golden arithmetic: winners, ties, bubbles, back-pressure, ping-pong, lanes."""
     p, n, limit = FC_LAYER_CONFIGS[cfg]
-    params = dict(LAYER_ID=2, KIND=1, IN_C=p["FAN_IN"], IN_H=1, IN_W=1, KS=1, POOL=1, ACC_W=26, **p)
+    params = dict(LAYER_ID=2, ACC_W=26, **p)
     env = {f"SKL_{k}": str(v) for k, v in params.items()}
     env["SKL_N_WORDS"] = str(n)
     if p["FAN_IN"] * p["OUT_C"] // p["N_PACK"] > 50_000:
         env["SKL_VARIANTS"] = "saturate"       # the weight load takes ~10^5 cycles per model on Icarus
     if limit:
-        env["SK_LAYER_MAX_INTERVAL"] = str(limit)
+        env["SK_FC_MAX_INTERVAL"] = str(limit)
         env["SKL_STEADY_K"] = "180" if not p["FINAL"] else "1"     # the shipped k3
-    run_cocotb("sk_layer", ["sk_requant.v", "sk_layer.v"], "test_sk_layer", sim="icarus", parameters=params,
+    run_cocotb("sk_fc", ["sk_requant.v", "sk_fc.v"], "test_sk_fc", sim="icarus", parameters=params,
                tag="_" + cfg, extra_env=env)
 
 

@@ -77,8 +77,8 @@ sk_fifo #(.WIDTH(46), .DEPTH(L2_FIFO_DEPTH), .AFULL_SLACK(4)) fifo2_inst (
     .m_data(w2_q), .m_valid(w2_valid), .m_ready(w2_ready), .count()
 );
 
-sk_layer #(.LAYER_ID(2), .KIND(1), .IN_C(1600), .IN_H(1), .IN_W(1), .FAN_IN(1600), .OUT_C(1500), .KS(1),
-           .N_PACK(25), .POOL(1), .FINAL(0), .ACC_W(26), .LANES(8), .PINGPONG(1)) fc1_inst (
+sk_fc #(.LAYER_ID(2), .FAN_IN(1600), .OUT_C(1500), .N_PACK(25), .FINAL(0), .ACC_W(26), .LANES(8),
+        .PINGPONG(1)) fc1_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w2_q), .s_valid(w2_valid), .s_ready(w2_ready),
@@ -93,8 +93,8 @@ sk_fifo #(.WIDTH(46), .DEPTH(L3_FIFO_DEPTH), .AFULL_SLACK(4)) fifo3_inst (
 
 wire [45:0] unused_m;
 wire        unused_push;
-sk_layer #(.LAYER_ID(3), .KIND(1), .IN_C(1500), .IN_H(1), .IN_W(1), .FAN_IN(1500), .OUT_C(12), .KS(1),
-           .N_PACK(1), .POOL(1), .FINAL(1), .ACC_W(26), .LANES(1), .PINGPONG(1)) fc2_inst (
+sk_fc #(.LAYER_ID(3), .FAN_IN(1500), .OUT_C(12), .N_PACK(1), .FINAL(1), .ACC_W(26), .LANES(1),
+        .PINGPONG(1)) fc2_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w3_q), .s_valid(w3_valid), .s_ready(w3_ready),

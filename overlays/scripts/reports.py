@@ -245,19 +245,19 @@ def measure(n_copies: int, words: int, force: bool, reuse: bool = False) -> dict
 
 
 def measure_engines(force: bool, reuse: bool = False) -> dict:
-    """Interval of the fc engines alone (sk_layer unit test, Icarus, real fc1 / fc2 sizes, no back-pressure)."""
+    """Interval of the fc engines alone (sk_fc unit test, Icarus, real fc1 / fc2 sizes, no back-pressure)."""
     sys.path.insert(0, str(REPO / "tests"))
     from common import run_cocotb
     out = {}
     for name, (p, k) in ENGINE_MEASURE.items():
         f = REPORTS / f"measured_{name}.json"
-        params = dict(LAYER_ID=2, KIND=1, IN_C=p["FAN_IN"], IN_H=1, IN_W=1, KS=1, POOL=1, ACC_W=26, **p)
-        key = _sources_hash(["sk_requant.v", "sk_layer.v"]) + str(sorted(params.items())) + f"k{k}"
+        params = dict(LAYER_ID=2, ACC_W=26, **p)
+        key = _sources_hash(["sk_requant.v", "sk_fc.v"]) + str(sorted(params.items())) + f"k{k}"
         old = json.loads(f.read_text()) if f.exists() else {}
         if force or (old.get("rtl_key") != key and not (reuse and old)):
             env = {f"SKL_{k}": str(v) for k, v in params.items()}
-            env.update({"SKL_ONLY_STEADY": "1", "SK_LAYER_MEASURE_OUT": str(f), "SKL_STEADY_K": str(k)})
-            run_cocotb("sk_layer", ["sk_requant.v", "sk_layer.v"], "test_sk_layer", sim="icarus",
+            env.update({"SKL_ONLY_STEADY": "1", "SK_FC_MEASURE_OUT": str(f), "SKL_STEADY_K": str(k)})
+            run_cocotb("sk_fc", ["sk_requant.v", "sk_fc.v"], "test_sk_fc", sim="icarus",
                        parameters=params, tag="_" + name, extra_env=env)
             m = json.loads(f.read_text())
             m["rtl_key"] = key
@@ -419,7 +419,7 @@ def main() -> None:
                      f"{m3['interval_cycles_per_word']:,.0f} cycles/word "
                      f"({m3['interval_cycles_per_word'] * m3['n_copies']:,.0f} cycles/word per copy)")
     for k, v in engines.items():
-        lines.append(f"* {k} engine alone (sk_layer, Icarus, {v['winners_in_per_word']:.0f} winners in per word, "
+        lines.append(f"* {k} engine alone (sk_fc, Icarus, {v['winners_in_per_word']:.0f} winners in per word, "
                      f"k {v.get('k', '-')}, "
                      f"LANES {v['params']['LANES']}, PINGPONG {v['params']['PINGPONG']}): "
                      f"{v['interval_cycles_per_word']:,.0f} cycles/word")

@@ -12,7 +12,7 @@ SIM_BUILD = Path(os.environ.get("SK_SIM_BUILD", Path(__file__).resolve().parents
 REPO = Path(__file__).resolve().parents[2]
 CLIPS_DIR = REPO.parent / "shared" / "data" / "gsc_v2_dev"
 
-CORE_SOURCES = ["sk_fifo.v", "sk_requant.v", "sk_conv1.v", "sk_layer.v", "sk_conv2.v", "sk_core.v"]
+CORE_SOURCES = ["sk_fifo.v", "sk_requant.v", "sk_conv1.v", "sk_fc.v", "sk_conv2.v", "sk_core.v"]
 TOP_SOURCES = CORE_SOURCES + ["sk_loader.v", "sk_axil_regs.v", "sk_top.v"]
 
 

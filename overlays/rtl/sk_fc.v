@@ -1,22 +1,21 @@
-// sk_layer: one complementary-sparse layer: Select, Multiply, Route, Sum; pool, requantise, k-WTA
+// sk_fc: a complementary-sparse fully connected layer (fc1 / fc2): Select, Multiply, Route, Sum; requantise, k-WTA
 `default_nettype none
 `timescale 1ns / 1ps
 
 // Input: a stream of non-zero activations ("winners") of one word, then an end
-// beat. For each winner and each valid tap, all G packed kernels are read at
-// fan-in position f (one weight memory per group), multiplied by the winner
-// (one multiplier per group) and routed by the stored owner id to that group's
-// accumulator of kernel g*N_PACK+owner (the Route step). Accumulators live in
-// POOL*POOL banks per group (by output row/column parity) so that the 2x2
-// max-pool reads all four in one cycle.
-// After the end beat (the "back end"): read out every (kernel, pooled position)
-// once (clearing it), add the bias, requantise, write the value memory and a
-// 128-bin histogram; scan the histogram from the top for the k-WTA threshold T;
-// scan the value memory in index order and emit the winners (v > T, then the
-// first k - count(v > T) with v == T; nothing when v == 0) and an end beat.
+// beat. For each winner, all G packed kernels are read at fan-in position
+// f = the winner's index (one weight memory per group), multiplied by the
+// winner (one multiplier per group) and routed by the stored owner id to that
+// group's accumulator of kernel g*N_PACK+owner (the Route step).
+// After the end beat (the "back end"): read out every kernel once (clearing
+// it), add the bias, requantise, write the value memory and a 128-bin
+// histogram; scan the histogram from the top for the k-WTA threshold T; scan
+// the value memory in index order and emit the winners (v > T, then the first
+// k - count(v > T) with v == T; nothing when v == 0) and an end beat.
 // The final layer (FINAL = 1) instead emits one result: scores and argmax.
+// (The conv layers have their own engines: sk_conv1.v, sk_conv2.v.)
 //
-// Parallel back end (fully connected layers, LANES > 1): the readout reads slot
+// Parallel back end (LANES > 1): the readout reads slot
 // s of LANES groups per cycle (kernels (t*LANES + j)*N_PACK + s, j = lane), each
 // lane with its own bias/mult/shift memory (kernels of the groups = j mod
 // LANES), requantiser and histogram (summed in the threshold scan). The value
@@ -30,7 +29,8 @@
 // while the back end reads out, thresholds and selects the previous word.
 //
 // Winner beat (46 bits): {end, tag, idx[15:0], c[10:0], y[4:0], x[4:0], val[6:0]}
-//   idx = flattened index c*H*W + y*W + x; tag = the word's TLAST flag (end beat).
+//   in: idx = fan-in position (c, y, x ignored); out: idx = c = kernel, y = x = 0;
+//   tag = the word's TLAST flag (end beat).
 // Result (FINAL): {tag, class[7:0], score[OUT_C-1], ..., score[0]} (int32 each)
 // Load bus: ld_sel 0 entry (ld_group g, ld_addr f, ld_data = weight | owner << 8),
 //   1 bias, 2 mult, 3 shift (ld_addr = kernel), 4 k.
@@ -39,20 +39,14 @@
 // port and synchronous reads (registered, with enable) except the small
 // histograms (asynchronous reads, LUT-RAM); no reset loops (the accumulators and
 // histograms are cleared by a sweep after reset).
-module sk_layer #(
-    parameter LAYER_ID = 0,    // position of this layer in the weight image (0..3)
-    parameter KIND     = 0,    // 0: conv (KS x KS valid cross-correlation), 1: fully connected
-    parameter IN_C     = 1,    // conv input channels
-    parameter IN_H     = 32,   // conv input height
-    parameter IN_W     = 32,   // conv input width
-    parameter FAN_IN   = 25,   // fan-in F: IN_C*KS*KS (conv) or input length (fc)
-    parameter OUT_C    = 64,   // kernels C_out (a multiple of N_PACK)
-    parameter KS       = 5,    // conv kernel size (1 for fc)
-    parameter N_PACK   = 8,    // kernels packed into one dense kernel
-    parameter POOL     = 2,    // 2: 2x2 max-pool stride 2 (conv, even output size), 1: none
+module sk_fc #(
+    parameter LAYER_ID = 2,    // position of this layer in the weight image (0..3)
+    parameter FAN_IN   = 1600, // fan-in F: the input length
+    parameter OUT_C    = 1500, // kernels C_out (a multiple of N_PACK)
+    parameter N_PACK   = 25,   // kernels packed into one dense kernel
     parameter FINAL    = 0,    // 1: last layer: scores out, no requantisation or k-WTA
     parameter ACC_W    = 26,   // bits of the product sums (>= bits of 16129*FAN_IN + sign)
-    parameter LANES    = 1,    // back-end lanes (power of two; > 1 needs KIND 1, FINAL 0, N_PACK odd)
+    parameter LANES    = 1,    // back-end lanes (power of two; > 1 needs FINAL 0 and an odd N_PACK)
     parameter PINGPONG = 0     // 1: double accumulators, scatter overlaps the back end
 ) (
     input  wire        clk,
@@ -86,15 +80,9 @@ module sk_layer #(
 );
 
 // ---------------------------------------------------------------- geometry
-localparam OH    = (KIND == 0) ? IN_H - KS + 1 : 1;   // conv output height
-localparam OW    = (KIND == 0) ? IN_W - KS + 1 : 1;
-localparam PH    = OH / POOL;                         // after pooling
-localparam PW    = OW / POOL;
-localparam NPOS  = PH * PW;                           // pooled positions per kernel
 localparam G     = OUT_C / N_PACK;                    // packed kernels (groups)
-localparam NB    = POOL * POOL;                       // accumulator banks per group
-localparam DEPTH = N_PACK * NPOS;                     // entries per bank
-localparam N_OUT = OUT_C * NPOS;                      // layer outputs after pooling
+localparam DEPTH = N_PACK;                            // accumulator entries per group (its kernels)
+localparam N_OUT = OUT_C;                             // layer outputs
 localparam OWN_W = (N_PACK > 1) ? $clog2(N_PACK) : 1;
 localparam FW    = (FAN_IN > 1) ? $clog2(FAN_IN) : 1;
 localparam AW    = (DEPTH > 1) ? $clog2(DEPTH) : 1;
@@ -116,15 +104,11 @@ localparam IDXW  = VW + 2;                            // lane index width (padde
 
 initial begin
     if (OUT_C % N_PACK != 0) begin
-        $error("sk_layer: N_PACK must divide OUT_C (%m)");
+        $error("sk_fc: N_PACK must divide OUT_C (%m)");
         $finish;
     end
-    if (POOL == 2 && (KIND != 0 || OH % 2 != 0 || OW % 2 != 0)) begin
-        $error("sk_layer: POOL = 2 needs a conv layer with an even output size (%m)");
-        $finish;
-    end
-    if (L < 1 || (1 << LSH) != L || (L > 1 && (KIND != 1 || FINAL != 0 || N_PACK % 2 == 0))) begin
-        $error("sk_layer: LANES must be a power of two; LANES > 1 needs KIND 1, FINAL 0, odd N_PACK (%m)");
+    if (L < 1 || (1 << LSH) != L || (L > 1 && (FINAL != 0 || N_PACK % 2 == 0))) begin
+        $error("sk_fc: LANES must be a power of two; LANES > 1 needs FINAL 0 and an odd N_PACK (%m)");
         $finish;
     end
 end
@@ -146,83 +130,41 @@ reg [31:0] k_reg = 0;
 wire ld_here = ld_we && ld_layer == LAYER_ID;
 wire clearing = (fs_reg == F_CLEAR);
 
-// ---------------------------------------------------------------- scatter: tap iteration
-reg        it_active_reg = 1'b0;
-reg [2:0]  it_ky_reg = 0, it_kx_reg = 0, it_ky_hi_reg = 0, it_kx_lo_reg = 0, it_kx_hi_reg = 0;
-reg [10:0] it_c_reg = 0;
-reg [4:0]  it_y_reg = 0, it_x_reg = 0;
+// ---------------------------------------------------------------- scatter: one winner per cycle
+reg        it_active_reg = 1'b0;      // stage 0: a winner is taken
 reg [15:0] it_idx_reg = 0;
 reg [6:0]  it_val_reg = 0;
 
 wire s_end = s_data[45];
-wire last_tap = (KIND != 0) || (it_ky_reg == it_ky_hi_reg && it_kx_reg == it_kx_hi_reg);
-assign s_ready = (fs_reg == F_RUN) && (!it_active_reg || last_tap);
+assign s_ready = (fs_reg == F_RUN);
 wire s_take = s_valid && s_ready;
 
-// stage 0: issue the weight read at fan-in position f
+// stage 0: issue the weight read at fan-in position f = the winner's index
 wire        s0_valid = it_active_reg;
-wire [31:0] s0_f32 = (KIND == 0) ? it_c_reg * (KS * KS) + it_ky_reg * KS + it_kx_reg : it_idx_reg;
-wire [FW-1:0] s0_f = s0_f32[FW-1:0];
-wire [4:0]  s0_oy = (KIND == 0) ? it_y_reg - it_ky_reg : 5'd0;   // fc: one output position
-wire [4:0]  s0_ox = (KIND == 0) ? it_x_reg - it_kx_reg : 5'd0;
-
-// input tap range: output (y-ky, x-kx) must lie inside OH x OW
-wire [4:0] in_y = s_data[16:12], in_x = s_data[11:7];
-wire [2:0] ky_lo = (KIND == 0 && in_y > OH - 1) ? in_y - (OH - 1) : 3'd0;
-wire [2:0] ky_hi = (KIND == 0 && in_y < KS - 1) ? in_y[2:0] : KS - 1;
-wire [2:0] kx_lo = (KIND == 0 && in_x > OW - 1) ? in_x - (OW - 1) : 3'd0;
-wire [2:0] kx_hi = (KIND == 0 && in_x < KS - 1) ? in_x[2:0] : KS - 1;
+wire [FW-1:0] s0_f = it_idx_reg[FW-1:0];
 
 always @(posedge clk) begin
+    it_active_reg <= s_take && !s_end;
     if (s_take && !s_end) begin
-        it_active_reg <= 1'b1;
-        it_c_reg   <= s_data[27:17];
-        it_y_reg   <= in_y;
-        it_x_reg   <= in_x;
         it_idx_reg <= s_data[43:28];
         it_val_reg <= s_data[6:0];
-        it_ky_reg  <= ky_lo;
-        it_kx_reg  <= kx_lo;
-        it_kx_lo_reg <= kx_lo;
-        it_ky_hi_reg <= ky_hi;
-        it_kx_hi_reg <= kx_hi;
-    end else if (s0_valid) begin
-        if (last_tap) begin
-            it_active_reg <= 1'b0;
-        end else if (it_kx_reg == it_kx_hi_reg) begin
-            it_kx_reg <= it_kx_lo_reg;
-            it_ky_reg <= it_ky_reg + 3'd1;
-        end else begin
-            it_kx_reg <= it_kx_reg + 3'd1;
-        end
     end
     if (rst) begin
         it_active_reg <= 1'b0;
     end
 end
 
-// stage 1: weights of all groups available; compute the bank address
+// stage 1: weights of all groups available; stage 2: read data available, add and write back
 reg        s1_valid_reg = 1'b0;
-reg [4:0]  s1_oy_reg = 0, s1_ox_reg = 0;
 reg [6:0]  s1_val_reg = 0;
-wire [31:0] s1_pos32 = (s1_oy_reg / POOL) * PW + (s1_ox_reg / POOL);
-wire [1:0]  s1_bank = (POOL == 2) ? {s1_oy_reg[0], s1_ox_reg[0]} : 2'd0;
-
-// stage 2: read data available; add and write back
 reg        s2_valid_reg = 1'b0;
-reg [1:0]  s2_bank_reg = 0;
 reg        s2p_valid_reg = 1'b0;   // the stage-2 operation of the previous cycle (for forwarding)
-reg [1:0]  s2p_bank_reg = 0;
 
 always @(posedge clk) begin
     s1_valid_reg <= s0_valid;
-    s1_oy_reg    <= s0_oy;
-    s1_ox_reg    <= s0_ox;
     s1_val_reg   <= it_val_reg;
     s2_valid_reg <= s1_valid_reg;
-    s2_bank_reg  <= s1_bank;
     s2p_valid_reg <= s2_valid_reg;
-    s2p_bank_reg  <= s2_bank_reg;
     if (rst) begin
         s1_valid_reg <= 1'b0;
         s2_valid_reg <= 1'b0;
@@ -231,16 +173,14 @@ always @(posedge clk) begin
 end
 
 // ---------------------------------------------------------------- readout counters
-// step t (LANES groups), slot s (kernel within the group), pooled position p
+// step t (LANES groups), slot s (kernel within the group)
 reg        ro_active_reg = 1'b0;
 reg [SW-1:0] ro_t_reg = 0;
 reg [OWN_W-1:0] ro_s_reg = 0;
-reg [15:0] ro_p_reg = 0;
-reg [IDXW-1:0] ro_idx_reg = 0;         // flat output index of lane 0
-wire ro_slot_last = (ro_s_reg == N_PACK - 1) && (ro_p_reg == NPOS - 1);
+reg [IDXW-1:0] ro_idx_reg = 0;         // output index of lane 0
+wire ro_slot_last = (ro_s_reg == N_PACK - 1);
 wire ro_last = (ro_t_reg == NSTEP - 1) && ro_slot_last;
-wire [31:0] ro_addr32 = ro_s_reg * NPOS + ro_p_reg;
-wire [AW-1:0] ro_addr = ro_addr32[AW-1:0];
+wire [AW-1:0] ro_addr = ro_s_reg;
 wire [31:0] ro_paddr32 = ro_t_reg * N_PACK + ro_s_reg;   // kernel parameter address (all lanes)
 wire [PAW-1:0] ro_paddr = ro_paddr32[PAW-1:0];
 
@@ -253,7 +193,7 @@ reg        ro_buf_q_reg = 1'b0;
 wire ro_phase = (bs_reg == B_READOUT);
 
 // ---------------------------------------------------------------- memories per group
-wire [ACC_W*NB*NSTEP*L-1:0] acc_ro_flat;   // bank read data of all groups (back-end buffer), padded
+wire [ACC_W*NSTEP*L-1:0] acc_ro_flat;   // accumulator read data of all groups (back-end buffer), padded
 
 genvar g, b, u, j;
 generate
@@ -269,22 +209,19 @@ for (g = 0; g < G; g = g + 1) begin : grp
         end
     end
 
-    // stage 1: route by owner
-    wire [OWN_W-1:0] own = wq_reg[8 +: OWN_W];
+    // stage 1: route by owner (the accumulator address is the owner: the kernel's slot in the group)
+    wire [AW-1:0] addr1 = wq_reg[8 +: OWN_W];
     wire signed [7:0] w = wq_reg[7:0];
-    wire [31:0] addr1_32 = own * NPOS + s1_pos32;
-    wire [AW-1:0] addr1 = addr1_32[AW-1:0];
     wire signed [15:0] prod1 = $signed({1'b0, s1_val_reg}) * w;
 
     reg [AW-1:0] addr2_reg = 0, addr2p_reg = 0;
     reg signed [15:0] prod2_reg = 0;
     reg signed [ACC_W-1:0] sum2p_reg = 0;
-    wire [ACC_W*NB*NBUF-1:0] bank_q;      // {buffer, bank}
-    wire [ACC_W*NB-1:0] sc_q = (NBUF > 1 && sc_buf_reg) ? bank_q[ACC_W*NB*NBUF-1 -: ACC_W*NB] : bank_q[0 +: ACC_W*NB];
-    wire [ACC_W*NB-1:0] ro_q = (NBUF > 1 && ro_buf_q_reg) ? bank_q[ACC_W*NB*NBUF-1 -: ACC_W*NB] : bank_q[0 +: ACC_W*NB];
-    wire signed [ACC_W-1:0] rd2 = sc_q[s2_bank_reg*ACC_W +: ACC_W];
+    wire [ACC_W*NBUF-1:0] buf_q;          // read data of each buffer
+    wire signed [ACC_W-1:0] rd2 = (NBUF > 1 && sc_buf_reg) ? buf_q[ACC_W*NBUF-1 -: ACC_W] : buf_q[0 +: ACC_W];
+    wire [ACC_W-1:0] ro_q = (NBUF > 1 && ro_buf_q_reg) ? buf_q[ACC_W*NBUF-1 -: ACC_W] : buf_q[0 +: ACC_W];
     // forward the previous write-back when it hit the same entry (read-modify-write hazard)
-    wire fwd = s2p_valid_reg && s2p_bank_reg == s2_bank_reg && addr2p_reg == addr2_reg;
+    wire fwd = s2p_valid_reg && addr2p_reg == addr2_reg;
     wire signed [ACC_W-1:0] sum2 = (fwd ? sum2p_reg : rd2) + prod2_reg;
 
     always @(posedge clk) begin
@@ -299,31 +236,29 @@ for (g = 0; g < G; g = g + 1) begin : grp
         wire is_ro = ro_phase && (NBUF == 1 || ro_buf_reg == u);
         wire is_sc = (NBUF == 1 || sc_buf_reg == u);
         wire is_r1 = (NBUF == 1 || ro_buf_q_reg == u);
-        for (b = 0; b < NB; b = b + 1) begin : bank
-            reg [ACC_W-1:0] accm [0:DEPTH-1];
-            reg [ACC_W-1:0] q_reg = 0;
-            // one write port: clear sweep, scatter write-back, or clear-after-readout
-            wire we_clr = clearing && clr_reg < DEPTH;
-            wire we_sc  = s2_valid_reg && s2_bank_reg == b && is_sc;
-            wire we_ro  = r1_valid_reg && r1_t_reg == g / L && is_r1;
-            wire [AW-1:0] ra = is_ro ? ro_addr : addr1;
-            always @(posedge clk) begin
-                if (we_clr) begin
-                    accm[clr_reg[AW-1:0]] <= {ACC_W{1'b0}};
-                end else if (we_sc) begin
-                    accm[addr2_reg] <= sum2;
-                end else if (we_ro) begin
-                    accm[r1_addr_reg] <= {ACC_W{1'b0}};
-                end
-                q_reg <= accm[ra];
+        reg [ACC_W-1:0] accm [0:DEPTH-1];
+        reg [ACC_W-1:0] q_reg = 0;
+        // one write port: clear sweep, scatter write-back, or clear-after-readout
+        wire we_clr = clearing && clr_reg < DEPTH;
+        wire we_sc  = s2_valid_reg && is_sc;
+        wire we_ro  = r1_valid_reg && r1_t_reg == g / L && is_r1;
+        wire [AW-1:0] ra = is_ro ? ro_addr : addr1;
+        always @(posedge clk) begin
+            if (we_clr) begin
+                accm[clr_reg[AW-1:0]] <= {ACC_W{1'b0}};
+            end else if (we_sc) begin
+                accm[addr2_reg] <= sum2;
+            end else if (we_ro) begin
+                accm[r1_addr_reg] <= {ACC_W{1'b0}};
             end
-            assign bank_q[(u*NB + b)*ACC_W +: ACC_W] = q_reg;
+            q_reg <= accm[ra];
         end
+        assign buf_q[u*ACC_W +: ACC_W] = q_reg;
     end
-    assign acc_ro_flat[g*NB*ACC_W +: NB*ACC_W] = ro_q;
+    assign acc_ro_flat[g*ACC_W +: ACC_W] = ro_q;
 end
 if (NSTEP * L > G) begin : pad
-    assign acc_ro_flat[ACC_W*NB*NSTEP*L-1 : G*NB*ACC_W] = 0;
+    assign acc_ro_flat[ACC_W*NSTEP*L-1 : G*ACC_W] = 0;
 end
 endgenerate
 
@@ -348,10 +283,6 @@ always @(posedge clk) begin
 end
 
 // ---------------------------------------------------------------- readout, requantisation, histograms (per lane)
-function signed [ACC_W-1:0] smax(input signed [ACC_W-1:0] a, input signed [ACC_W-1:0] b2);
-    smax = (a > b2) ? a : b2;
-endfunction
-
 reg [7:0]  th_t_reg = 0;                  // bin being scanned / cleared (counts down)
 reg        th_active_reg = 1'b0;
 reg        th_found_reg = 1'b0;
@@ -386,24 +317,20 @@ for (j = 0; j < L; j = j + 1) begin : lane
         end
     end
 
-    // r1: bank data of group t*LANES + j -> 2x2 max
-    // NSTEP:1 multiplexer by constant part-selects (no shifter over the whole bank vector)
+    // r1: accumulator of group t*LANES + j
+    // NSTEP:1 multiplexer by constant part-selects (no shifter over the whole vector)
     wire [31:0] gsel = r1_t_reg * L + j;
     wire lane_ok = (gsel < G);
-    reg [ACC_W*NB-1:0] r1_banks;
+    reg signed [ACC_W-1:0] r1_acc;
     integer ti;
     always @* begin
-        r1_banks = acc_ro_flat[j*NB*ACC_W +: NB*ACC_W];
+        r1_acc = acc_ro_flat[j*ACC_W +: ACC_W];
         for (ti = 1; ti < NSTEP; ti = ti + 1) begin
             if (r1_t_reg == ti) begin
-                r1_banks = acc_ro_flat[(ti*L + j)*NB*ACC_W +: NB*ACC_W];
+                r1_acc = acc_ro_flat[(ti*L + j)*ACC_W +: ACC_W];
             end
         end
     end
-    wire signed [ACC_W-1:0] r1_pool = (NB == 4) ?
-        smax(smax($signed(r1_banks[0 +: ACC_W]), $signed(r1_banks[ACC_W*(NB>1?1:0) +: ACC_W])),
-             smax($signed(r1_banks[ACC_W*(NB>2?2:0) +: ACC_W]), $signed(r1_banks[ACC_W*(NB>3?3:0) +: ACC_W]))) :
-        $signed(r1_banks[0 +: ACC_W]);
 
     reg        r2_valid_reg = 1'b0;
     reg signed [31:0] r2_acc_reg = 0;
@@ -412,10 +339,10 @@ for (j = 0; j < L; j = j + 1) begin : lane
     reg [IDXW-1:0] r2_idx_reg = 0, r3_idx_reg = 0, r4_idx_reg = 0, r5_idx_reg = 0;
     always @(posedge clk) begin
         r2_valid_reg <= r1_valid_reg && lane_ok;
-        r2_acc_reg   <= {{(32-ACC_W){r1_pool[ACC_W-1]}}, r1_pool} + $signed(bias_q_reg);
+        r2_acc_reg   <= {{(32-ACC_W){r1_acc[ACC_W-1]}}, r1_acc} + $signed(bias_q_reg);
         r2_mult_reg  <= mult_q_reg;
         r2_shift_reg <= shift_q_reg;
-        r2_idx_reg   <= r1_idx_reg + j * N_PACK * NPOS;
+        r2_idx_reg   <= r1_idx_reg + j * N_PACK;
         r3_idx_reg   <= r2_idx_reg;
         r4_idx_reg   <= r3_idx_reg;
         r5_idx_reg   <= r4_idx_reg;
@@ -508,10 +435,6 @@ endgenerate
 reg        wv_reg = 1'b0;                 // a fetched word is in vq
 reg [VAW-1:0] wa_reg = 0;                 // its address
 reg [L-1:0] wd_reg = 0;                   // its cells already emitted
-reg [OCW-1:0] sel_c_reg = 0;              // conv (LANES = 1): position of the next word
-reg [4:0]  sel_y_reg = 0, sel_x_reg = 0;
-reg [10:0] wc_reg = 0;
-reg [4:0]  wy_reg = 0, wx_reg = 0;
 
 reg [L-1:0] cand;
 reg [L-1:0] pick;
@@ -618,7 +541,6 @@ always @(posedge clk) begin
                 ro_active_reg <= 1'b1;
                 ro_t_reg <= 0;
                 ro_s_reg <= 0;
-                ro_p_reg <= 0;
                 ro_idx_reg <= 0;
                 drain_reg <= 0;
             end
@@ -652,20 +574,12 @@ always @(posedge clk) begin
         B_READOUT: begin
             if (ro_active_reg) begin
                 if (ro_slot_last) begin
-                    ro_idx_reg <= ro_idx_reg + 1 + (L - 1) * N_PACK * NPOS;
+                    ro_idx_reg <= ro_idx_reg + 1 + (L - 1) * N_PACK;
+                    ro_s_reg <= 0;
+                    ro_t_reg <= ro_t_reg + 1'b1;
                 end else begin
                     ro_idx_reg <= ro_idx_reg + 1'b1;
-                end
-                if (ro_p_reg == NPOS - 1) begin
-                    ro_p_reg <= 0;
-                    if (ro_s_reg == N_PACK - 1) begin
-                        ro_s_reg <= 0;
-                        ro_t_reg <= ro_t_reg + 1'b1;
-                    end else begin
-                        ro_s_reg <= ro_s_reg + 1'b1;
-                    end
-                end else begin
-                    ro_p_reg <= ro_p_reg + 1'b1;
+                    ro_s_reg <= ro_s_reg + 1'b1;
                 end
                 if (ro_last) begin
                     ro_active_reg <= 1'b0;
@@ -695,9 +609,6 @@ always @(posedge clk) begin
                 sel_more_reg <= 1'b1;
                 sel_a_reg <= 0;
                 wv_reg <= 1'b0;
-                sel_c_reg <= 0;
-                sel_y_reg <= 0;
-                sel_x_reg <= 0;
             end
         end
         B_SELECT: begin
@@ -705,24 +616,10 @@ always @(posedge clk) begin
                 wv_reg <= 1'b1;
                 wa_reg <= sel_a_reg;
                 wd_reg <= 0;
-                wc_reg <= sel_c_reg;
-                wy_reg <= sel_y_reg;
-                wx_reg <= sel_x_reg;
                 if (sel_a_reg == VDEPTH - 1) begin
                     sel_more_reg <= 1'b0;
                 end
                 sel_a_reg <= sel_a_reg + 1'b1;
-                if (sel_x_reg == PW - 1) begin
-                    sel_x_reg <= 0;
-                    if (sel_y_reg == PH - 1) begin
-                        sel_y_reg <= 0;
-                        sel_c_reg <= sel_c_reg + 1'b1;
-                    end else begin
-                        sel_y_reg <= sel_y_reg + 1'b1;
-                    end
-                end else begin
-                    sel_x_reg <= sel_x_reg + 1'b1;
-                end
             end else if (win_done) begin
                 wv_reg <= 1'b0;
             end else begin
@@ -730,11 +627,7 @@ always @(posedge clk) begin
             end
             if (sel_emit) begin
                 m_push_reg <= 1'b1;
-                if (KIND == 0) begin
-                    m_data_reg <= {1'b0, 1'b0, emit_idx32[15:0], wc_reg, wy_reg, wx_reg, pick_v};
-                end else begin
-                    m_data_reg <= {1'b0, 1'b0, emit_idx32[15:0], emit_idx32[10:0], 5'd0, 5'd0, pick_v};
-                end
+                m_data_reg <= {1'b0, 1'b0, emit_idx32[15:0], emit_idx32[10:0], 5'd0, 5'd0, pick_v};
                 if (pick_v == thr_reg) begin
                     ties_reg <= ties_reg - 1'b1;
                 end

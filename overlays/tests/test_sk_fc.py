@@ -1,4 +1,4 @@
-"""cocotb testbench of sk_layer in fully connected mode (the fc1 / fc2 engine), against golden arithmetic.
+"""cocotb testbench of sk_fc (the fc1 / fc2 engine), against golden arithmetic.
 
 Random packed fc models (weights, owners, bias, requant) and random winner streams; every emitted
 winner (index order, values, tie rule of docs/golden_model.md) and end beat (TLAST flag) checked, or
@@ -6,7 +6,7 @@ for FINAL = 1 every score and the argmax. Words are streamed back to back (with 
 next word's scatter overlaps the back end), with TVALID bubbles and random m_afull / r_afull
 back-pressure; model variants make many ties (saturated outputs, coarse requantisation), zeros,
 k larger than the non-zero count, and a reload between words. Parameters come from the pytest
-runner (tests/test_rtl.py); SK_LAYER_MAX_INTERVAL bounds the measured interval per word.
+runner (tests/test_rtl.py); SK_FC_MAX_INTERVAL bounds the measured interval per word.
 """
 from __future__ import annotations
 
@@ -242,10 +242,10 @@ async def test_fc_words(dut):
     nnz = float(np.mean(np.count_nonzero(x, axis=1)))
     dut._log.info("steady-state interval %.1f cycles/word (%.0f winners in per word); result cycles %s",
                   interval, nnz, ends)
-    limit = os.environ.get("SK_LAYER_MAX_INTERVAL")
+    limit = os.environ.get("SK_FC_MAX_INTERVAL")
     if limit:
         assert interval <= float(limit), f"interval {interval:.0f} cycles/word > {limit}"
-    out = os.environ.get("SK_LAYER_MEASURE_OUT")
+    out = os.environ.get("SK_FC_MEASURE_OUT")
     if out:
         import json
         json.dump({"params": p, "winners_in_per_word": nnz, "k": m.k, "interval_cycles_per_word": interval,
