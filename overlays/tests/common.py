@@ -28,6 +28,29 @@ def get_model(seed: int = 1):
     return model_from_bytes(model_to_bytes(random_model(seed)))   # fills in model_id and acc_bits
 
 
+def layer_writes(packed, owner, bias, mult, shift, k: int):
+    """(sel, group, addr, data) load-bus writes of one layer, in the order sk_loader emits them.
+
+    sel 0: packed weight entries (ld_group g, ld_addr f, data = weight | owner << 8);
+    1 bias, 2 mult, 3 shift (ld_addr = kernel); 4 k.
+    """
+    entries = np.asarray(packed).astype(np.uint8).astype(np.int64) | (np.asarray(owner).astype(np.int64) << 8)
+    for g in range(entries.shape[0]):
+        for f in range(entries.shape[1]):
+            yield 0, g, f, int(entries[g, f])
+    for o in range(len(bias)):
+        yield 1, 0, o, int(bias[o]) & 0xFFFFFFFF
+        yield 2, 0, o, int(mult[o])
+        yield 3, 0, o, int(shift[o])
+    yield 4, 0, 0, int(k)
+
+
+def model_layer_writes(layer, k: int | None = None):
+    """`layer_writes` of one layer of a model file (`k` replaces the layer's k)."""
+    return layer_writes(layer.packed_weights, layer.owner, layer.bias, layer.requant_mult, layer.requant_shift,
+                        layer.k if k is None else k)
+
+
 def random_words(n: int, seed: int = 0) -> np.ndarray:
     """Spectrogram-like random words: values 0..127 with some zeros (int8 [n, 32, 32])."""
     rng = np.random.default_rng(seed)

@@ -18,21 +18,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import get_model, random_words, real_words, send_beats, word_beats
-
-
-def conv1_writes(model, k=None):
-    layer = model.layers[0]
-    w = layer.packed_weights.astype(np.uint8).astype(np.int64)
-    entries = w | (layer.owner.astype(np.int64) << 8)
-    for g in range(entries.shape[0]):
-        for f in range(entries.shape[1]):
-            yield 0, g, f, int(entries[g, f])
-    for o in range(layer.out_channels):
-        yield 1, 0, o, int(layer.bias[o]) & 0xFFFFFFFF
-        yield 2, 0, o, int(layer.requant_mult[o])
-        yield 3, 0, o, int(layer.requant_shift[o])
-    yield 4, 0, 0, int(layer.k if k is None else k)
+from common import get_model, model_layer_writes, random_words, real_words, send_beats, word_beats
 
 
 def expected(model, word, k=None):
@@ -85,7 +71,7 @@ class TB:
 
     async def load(self, model, k=None):
         d = self.dut
-        for sel, g, a, v in conv1_writes(model, k):
+        for sel, g, a, v in model_layer_writes(model.layers[0], k):
             d.ld_we.value = 1
             d.ld_layer.value = 0
             d.ld_sel.value = sel

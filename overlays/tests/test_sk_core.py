@@ -16,22 +16,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import get_model, random_words, real_words, recv_beats, send_beats, words_to_beats, REPO
-
-
-def layer_writes(model):
-    """(layer, sel, group, addr, data) load-bus writes that hold `model` (what sk_loader emits)."""
-    for li, layer in enumerate(model.layers):
-        w = layer.packed_weights.astype(np.uint8).astype(np.int64)
-        entries = w | (layer.owner.astype(np.int64) << 8)
-        for g in range(entries.shape[0]):
-            for f in range(entries.shape[1]):
-                yield li, 0, g, f, int(entries[g, f])
-        for o in range(layer.out_channels):
-            yield li, 1, 0, o, int(layer.bias[o]) & 0xFFFFFFFF
-            yield li, 2, 0, o, int(layer.requant_mult[o])
-            yield li, 3, 0, o, int(layer.requant_shift[o])
-        yield li, 4, 0, 0, int(layer.k)
+from common import (get_model, model_layer_writes, random_words, real_words, recv_beats, send_beats,
+                    words_to_beats, REPO)
 
 
 class TB:
@@ -50,7 +36,8 @@ class TB:
 
     async def load(self, model):
         d = self.dut
-        for li, sel, g, a, v in layer_writes(model):
+        for li, sel, g, a, v in ((li, *w) for li, layer in enumerate(model.layers)
+                                 for w in model_layer_writes(layer)):
             d.ld_we.value = 1
             d.ld_layer.value = li
             d.ld_sel.value = sel

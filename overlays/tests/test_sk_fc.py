@@ -18,6 +18,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from common import layer_writes
 from pynq_sparse.golden import kwta, requantize
 
 
@@ -50,17 +51,6 @@ class Model:
         self.k = int({"normal": rng.integers(1, max(2, oc // 4)), "saturate": rng.integers(1, max(2, oc // 3)),
                       "coarse": rng.integers(oc // 2, oc + 5)}[variant])
         self.variant = variant
-
-    def writes(self, layer_id):
-        g, f = self.w.shape
-        for gi in range(g):
-            for fi in range(f):
-                yield 0, gi, fi, (int(self.w[gi, fi]) & 0xFF) | (int(self.owner[gi, fi]) << 8)
-        for o in range(len(self.bias)):
-            yield 1, 0, o, int(self.bias[o]) & 0xFFFFFFFF
-            yield 2, 0, o, int(self.mult[o])
-            yield 3, 0, o, int(self.shift[o])
-        yield 4, 0, 0, self.k
 
     def expect(self, x, final):
         acc = self.dense @ x.astype(np.int64) + self.bias
@@ -121,7 +111,7 @@ class TB:
     async def load(self, model):
         d = self.dut
         await FallingEdge(d.clk)
-        for sel, g, a, v in model.writes(self.p["LAYER_ID"]):
+        for sel, g, a, v in layer_writes(model.w, model.owner, model.bias, model.mult, model.shift, model.k):
             d.ld_we.value = 1
             d.ld_layer.value = self.p["LAYER_ID"]
             d.ld_sel.value = sel
