@@ -26,7 +26,7 @@ import numpy as np
 from pynq_sparse import core_interface as ci
 
 from .dma_stream import DmaStream, StageTimes
-from .packing import Results, as_words
+from .packing import Results, as_words, dma_view
 
 
 class Dispatcher:
@@ -81,10 +81,13 @@ class Dispatcher:
 
     def run(self, words: np.ndarray, out: np.ndarray | None = None, check_values: bool = False) -> Results:
         """Stream `words` (int8 [B, 32, 32]) through all engines; results in input order."""
+        source = words if isinstance(words, np.ndarray) and words.ndim == 3 else None
         words = as_words(words, check_values=check_values)
         rows = out if out is not None else np.empty((len(words), ci.RESULT_INTS), dtype=np.int32)
-        jobs = [s.job(words[a:a + c], rows[a:a + c]) for s, (a, c) in zip(self.streams, self.split(len(words)))
-                if c > 0]
+        # words in a DMA buffer (overlay.allocate_words) are sent in place: each engine its slice
+        jobs = [s.job(words[a:a + c], rows[a:a + c], dma_view(source[a:a + c], s.device) if source is not None
+                      else None)
+                for s, (a, c) in zip(self.streams, self.split(len(words))) if c > 0]
         self._drive(jobs)
         return Results(rows)
 

@@ -37,7 +37,7 @@ from pynq_sparse.errors import CoreError, DeviceError, DmaError, DmaTimeoutError
 from pynq_sparse.overlays.block_design.axi_dma import (CR_RESET, CR_RS, DMA_REG, MM2S_OFFSET, S2MM_OFFSET,
                                                        SR_ERRORS, SR_HALTED, SR_IDLE, describe_status)
 
-from .packing import PACKER, Results, as_words
+from .packing import PACKER, Results, as_words, dma_view
 
 BASE_TIMEOUT_S = 0.5        # a transfer may show no progress for this long (plus the per-word allowance)
 PER_WORD_TIMEOUT_S = 1e-3   # allowance per word of the transfer (covers a slow core at batch 65,535)
@@ -291,9 +291,13 @@ class DmaStream:
         self.resets += 1
 
     # --- streaming ---------------------------------------------------------------------
-    def job(self, words: np.ndarray, out: np.ndarray) -> "StreamJob":
-        """A pipelined job for int8 words [n, 32, 32] whose result rows go to `out` (int32 [n, 16])."""
-        return StreamJob(self, words, out)
+    def job(self, words: np.ndarray, out: np.ndarray, direct=None) -> "StreamJob":
+        """A pipelined job for int8 words [n, 32, 32] whose result rows go to `out` (int32 [n, 16]).
+
+        `direct`: the same words in a DMA buffer of this device (`packing.dma_view`): its chunks
+        are sent in place instead of being packed into the input buffers (zero copy).
+        """
+        return StreamJob(self, words, out, direct)
 
     def run(self, words: np.ndarray, out: np.ndarray | None = None, check_values: bool = False) -> Results:
         """Stream `words` (int8 [B, 32, 32]) through the engine; results in input order.
@@ -301,9 +305,10 @@ class DmaStream:
         `out` (int32 [B, 16]) receives the rows if given. `check_values` also checks
         that the words hold 0..127 (shape and dtype are always checked).
         """
+        direct = dma_view(words, self.device)
         words = as_words(words, check_values=check_values)
         rows = out if out is not None else np.empty((len(words), ci.RESULT_INTS), dtype=np.int32)
-        job = self.job(words, rows)
+        job = self.job(words, rows, direct)
         while not job.done:
             job.step()
         return Results(rows)
@@ -360,9 +365,10 @@ class DmaStream:
 class StreamJob:
     """The pipeline state of one `DmaStream.run`; `step()` never blocks (the dispatcher interleaves jobs)."""
 
-    def __init__(self, stream: DmaStream, words: np.ndarray, out: np.ndarray) -> None:
+    def __init__(self, stream: DmaStream, words: np.ndarray, out: np.ndarray, direct=None) -> None:
         self.s = stream
         self.words, self.out = words, out
+        self.direct = direct                # the words in a DMA buffer: chunks are sent in place
         bs = stream.batch_size
         self.chunks = [(i, min(bs, len(words) - i)) for i in range(0, len(words), bs)]
         self.m = len(self.chunks)
@@ -420,7 +426,9 @@ class StreamJob:
             self.recv = s._wait_for("s2mm", r, n)
             st.submit += t() - t0
             st.transfers += 1
-        if self.packed < self.m and self.packed < self.sends_done + 2:
+        if self.direct is not None:
+            self.packed = self.m                # nothing to pack: the DMA reads the words where they are
+        elif self.packed < self.m and self.packed < self.sends_done + 2:
             p = self.packed                     # buffer p % 2 is free: the send of chunk p - 2 is done
             start, n = self.chunks[p]
             st.pack += PACKER.pack(self.words[start:start + n], s._in_np[p % 2])
@@ -428,8 +436,9 @@ class StreamJob:
         if self.send is None and self.sent < self.packed and self.sent <= self.recvs_done + 1:
             t0 = t()
             k = self.sent
-            n = self.chunks[k][1]
-            s._transfer(s._send, s._in[k % 2], n * ci.WORD_BYTES, "MM2S")
+            start, n = self.chunks[k]
+            src = self.direct[start:start + n] if self.direct is not None else s._in[k % 2]
+            s._transfer(s._send, src, n * ci.WORD_BYTES, "MM2S")
             self.send = s._wait_for("mm2s", k, n)
             self.sent += 1
             st.submit += t() - t0

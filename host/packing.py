@@ -9,6 +9,7 @@ Usage::
     words = as_words(spectrograms)            # int8 [B, 32, 32], checked
     pack_words(words[:n], in_buffer)          # copy into a DMA buffer
     PACKER.pack(words[:n], in_buffer)         # the same, split over every core for big chunks
+    dma_view(words, device)                   # the words themselves when they are in a DMA buffer
     res = Results(out_rows)                   # int32 [B, 16] rows as received
     res.scores, res.classes, res.seq
 """
@@ -43,6 +44,21 @@ def as_words(words: np.ndarray, check_values: bool = True) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[1:] != (32, 32):
         raise ShapeError(f"words must have shape [B, 32, 32], got {list(arr.shape)}")
     return np.ascontiguousarray(arr)
+
+
+def dma_view(words, device):
+    """`words` itself when the DMA can read it in place, else None.
+
+    That is a `pynq.buffer.PynqBuffer` (or a view of one) allocated on `device`, int8
+    [n, 32, 32] and C-contiguous: e.g. from `SparseKwsOverlay.allocate_words(n)`, filled by
+    `FastFrontend.words(clips, out=...)`. Chunks of it are sent as they are: no packing.
+    """
+    from pynq.buffer import PynqBuffer
+    if (isinstance(words, PynqBuffer) and getattr(words, "device", None) is device and words.dtype == np.int8
+            and words.ndim == 3 and words.shape[1:] == (32, 32) and words.flags.c_contiguous
+            and getattr(words, "device_address", None) is not None):
+        return words
+    return None
 
 
 def pack_words(words: np.ndarray, buffer: np.ndarray) -> None:

@@ -186,10 +186,12 @@ class FastFrontend:
         self._pool: ThreadPoolExecutor | None = None
 
     # public -----------------------------------------------------------
-    def words(self, batch: np.ndarray) -> np.ndarray:
+    def words(self, batch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """int8 words [B, 32, 32] of float32 clips [B, 16000] at 16 kHz (a single [16000] clip gives [32, 32]).
 
         Clips of another length must be cut/padded first (:func:`pynq_sparse.audio.fix_length`).
+        `out` (int8 [B, 32, 32], C-contiguous; e.g. a DMA buffer from
+        ``SparseKwsOverlay.allocate_words(B)``) receives the words and is returned.
         """
         x = np.asarray(batch)
         single = x.ndim == 1
@@ -201,7 +203,12 @@ class FastFrontend:
         if not np.issubdtype(x.dtype, np.floating):
             raise ShapeError(f"FastFrontend needs float samples (float32 at full scale +-1), got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=np.float32)     # NaN/inf are caught per chunk, see _to_words
-        out = np.empty((x.shape[0], N_MELS, N_FRAMES), np.int8)
+        shape = (x.shape[0], N_MELS, N_FRAMES)
+        if out is None:
+            out = np.empty(shape, np.int8)
+        elif out.shape != shape or out.dtype != np.int8 or not out.flags.c_contiguous:
+            raise ShapeError(f"out must be a C-contiguous int8 array of shape {list(shape)}, got "
+                             f"{out.dtype} {list(out.shape)}")
         starts = range(0, x.shape[0], self.chunk)
         with _one_blas_thread():
             if self.n_threads == 1 or len(starts) <= 1:

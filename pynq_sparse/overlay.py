@@ -271,6 +271,14 @@ class SparseKwsOverlay(pynq.Overlay):
             self._dispatcher.batch_size = value
         self._batch_size = int(value)
 
+    def allocate_words(self, n: int):
+        """A DMA buffer for n words (int8 [n, 32, 32]) that `execute_words` streams without copying.
+
+        Fill it in place, e.g. ``fe.words(clips, out=buf)``; the engines read their slices of it
+        directly (no packing into the driver's own buffers). Free it with ``buf.freebuffer()``.
+        """
+        return pynq.allocate((int(n), 32, 32), dtype=np.int8, target=self.device)
+
     def execute_words(self, words: np.ndarray, check_values: bool = True):
         """Stream words (int8 [B, 32, 32] or [32, 32]) through the overlay: a `Results` in input order."""
         if self.model is None:

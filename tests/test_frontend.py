@@ -120,6 +120,21 @@ def test_batch_equals_single_and_settings_do_not_matter(all_clips, fe):
     assert fe(x[:0]).shape == (0, 32, 32)
 
 
+def test_words_into_a_given_array(all_clips, fe):
+    """`out=` (e.g. a DMA buffer) receives exactly the words, and is what comes back."""
+    _, x = all_clips
+    x = x[::301][:12]
+    out = np.full((len(x), 32, 32), -1, np.int8)
+    assert fe.words(x, out=out) is out
+    np.testing.assert_array_equal(out, fe(x))
+    one = np.zeros((1, 32, 32), np.int8)
+    np.testing.assert_array_equal(fe.words(x[3], out=one), fe(x[3]))
+    for bad in (np.zeros((len(x), 32, 31), np.int8), np.zeros((len(x), 32, 32), np.int16),
+                np.zeros((len(x), 32, 64), np.int8)[:, :, ::2]):
+        with pytest.raises(ShapeError, match="out must be"):
+            fe.words(x, out=bad)
+
+
 def test_concurrent_calls_agree_and_restore_blas_threads(all_clips, fe):
     from threadpoolctl import threadpool_info
     _, x = all_clips

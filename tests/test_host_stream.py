@@ -244,3 +244,34 @@ def test_a_fault_while_packing_in_parts_is_reported_in_time(model, clip_words, e
     with pytest.raises(DmaTimeoutError, match="axi_dma_1 MM2S"):
         ol.execute_words(np.concatenate([clip_words, clip_words]))
     assert np.array_equal(ol.execute_words(clip_words).scores, expected)
+
+
+def test_words_in_a_dma_buffer_are_sent_in_place(model, clip_words, expected):
+    """overlay.allocate_words: the engines read their slices of it; nothing is packed."""
+    ol = SparseKwsOverlay(device=EmulatedDevice("u250"), model=model, batch_size=8)
+    buf = ol.allocate_words(len(clip_words))
+    buf[:] = clip_words
+    disp = ol.dispatcher
+    for stream in disp.streams:                     # the driver's own input buffers must stay unused
+        for b in stream.input_buffers:
+            b[:] = 99
+    res = ol.execute_words(buf)
+    assert np.array_equal(res.scores, expected)
+    assert disp.stats.pack == 0 and disp.stats.words == len(clip_words)
+    assert all((np.asarray(b) == 99).all() for stream in disp.streams for b in stream.input_buffers)
+    # a buffer of another device is no DMA buffer here: packed as any array, same results
+    other = SparseKwsOverlay(device=EmulatedDevice("u250"), model=model, batch_size=8).allocate_words(10)
+    other[:] = clip_words[:10]
+    disp.reset_stats()
+    assert np.array_equal(ol.execute(other), expected[:10]) and disp.stats.pack > 0
+
+
+def test_a_stall_in_place_is_reported_and_recovered(model, clip_words, expected):
+    from pynq_sparse.errors import DmaTimeoutError
+    ol = SparseKwsOverlay(device=EmulatedDevice("ultra96v2"), model=model, batch_size=16, timeout_s=0.25)
+    buf = ol.allocate_words(len(clip_words))
+    buf[:] = clip_words
+    ol.device.inject_fault("dma_stall", engine=0, channel="mm2s")
+    with pytest.raises(DmaTimeoutError, match="MM2S"):
+        ol.execute_words(buf)
+    assert np.array_equal(ol.execute(buf), expected)
