@@ -2,7 +2,7 @@
 `default_nettype none
 `timescale 1ns / 1ps
 
-// Replaces sk_word_in + the generic scatter sk_layer for conv1 (docs/hardware.md).
+// Replaced sk_word_in + the generic scatter layer engine for conv1 (docs/hardware.md).
 //
 // Input: 128 beats of 8 pixels per word (pixel (h, w) in byte h*32 + w), with
 // the framing of sk_word_in: TLAST on beat 127 is the word's tag, TLAST on any

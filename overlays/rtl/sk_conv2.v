@@ -4,24 +4,33 @@
 
 // Shapes (synthesis constants, the shipped conv2): input 64x14x14, 5x5 valid conv, 64 kernels,
 // n_pack 8 (8 packed kernels = groups), output 64x10x10, 2x2 max-pool -> 64x5x5 = 1,600 values,
-// requantise, k-WTA (k loaded at run time). Same streams and load bus as sk_layer.
+// requantise, k-WTA (k loaded at run time). Same streams and load bus as sk_fc.
 //
 // Scatter (one winner (ci, y, x, v) per cycle): the 25 taps reach outputs (oy, ox) = (y-ky, x-kx),
 // whose residues (oy mod 5, ox mod 5) are all different. Accumulators are banked by that residue
 // (25 banks) and by group (8): bank (rr, rc) of group g holds the 8 owners x 4 positions
 // (oy = rr + 5*qy, ox = rc + 5*qx) of kernels g*8..g*8+7 (32 entries). Weights: one memory per tap
-// (ky, kx) and group (25 x 8 memories of 64 entries {owner, weight}, read at address ci). Stage A
-// picks per bank the tap ky = (y-rr) mod 5, kx = (x-rc) mod 5 (taps whose output falls outside
-// 10x10 are masked), multiplies (200 uint7 x int8 products) and registers {owner, qy, qx, product};
-// stage B does the read-modify-write on an asynchronously read (LUT) memory in one cycle, so
-// consecutive winners hitting the same accumulator need no forwarding.
-// Ping-pong: every bank memory exists twice; the scatter of word n+1 fills one copy while the
-// readout of word n reads (and clears) the other.
-// Readout: 8 lanes, lane g handles the 8 kernels of group g (200 pooled values each), lane g
-// started g cycles after lane 0; per pooled value the 4 max-pool partners sit in 4 different
-// banks (read in the same cycle), then bias, requantise (sk_requant per lane), a per-lane
-// 128-bin histogram and a value memory of 200 rows x 8 values (row r = flat idx 8r..8r+7; the
-// lane skew makes the 8 lanes write 8 different columns every cycle).
+// (ky, kx) and group (25 x 8 LUT-RAM memories of 64 entries {owner, weight}, registered read at
+// address ci). Stage A picks per bank the tap ky = (y-rr) mod 5, kx = (x-rc) mod 5 with two 5:1
+// muxes (taps whose output falls outside 10x10 are masked) and registers per bank and group pair
+// the packed multiplicand hi*2^18 + lo; stage C multiplies it by the value (200 uint7 x int8
+// products in 100 multipliers, one DSP48 per group pair: P = v*lo + 2^18 v*hi, v*lo = P[16:0]
+// sign-extended, v*hi = P[33:18] + P[17]) and registers {owner, qy, qx} and P; stage B does the
+// read-modify-write on an asynchronously read LUT-RAM memory S in one cycle, so consecutive
+// winners hitting the same accumulator need no forwarding.
+// Word boundary: after the last winner, a 32-cycle copy reads every S entry into the readout
+// memory R of the same bank (written only by the copy, read only by the readout) and clears S
+// (S and R store acc - 1, so "clear" is -1 = 0 + 0 - 1 out of the same adder; readout adds 1);
+// then the scatter of the next word proceeds while the readout reads R. Every memory has one
+// write port and one read port (the reset clear sweep is a copy), so yosys maps them to LUT RAM;
+// bank and tap selections are explicit AND-OR / case muxes (no variable part-selects of wide
+// vectors, no variable `/` or `%`: yosys builds full-width dividers for those).
+// Readout: 8 lanes, lane g handles the 8 kernels of group g (200 pooled values each, 2 cycles
+// per value), lane g started g cycles after lane 0; per pooled value the 4 max-pool partners sit
+// in 4 different banks: the 2 rows of the first column are read in one cycle, the 2 rows of the
+// second column in the next; then bias, requantise (sk_requant per lane), a per-lane 128-bin
+// histogram and a value memory of 200 rows x 8 values (row r = flat idx 8r..8r+7; the lane skew
+// makes the lanes that finish a value in the same cycle write different columns).
 // Threshold: scan the 8 summed histograms from 127 down (128 cycles, clears them).
 // Select: one row (8 consecutive idx) per cycle: the winners of the row (v > T, or v == T while
 // the tie budget k - count(v > T) lasts, in idx order; v == 0 never) are emitted one per cycle.
@@ -61,18 +70,50 @@ localparam NBG   = NB * G;
 localparam EW    = 11;     // weight entry {owner[2:0], weight[7:0]}
 localparam NROW  = 200;    // value-memory rows (1600 / 8)
 
+// small constant divisions as tables / shift-add (yosys maps a variable `%` or `/` to a full-width
+// divider of carry chains, 32 bits wide when the divisor is an unsized constant)
+// v % 5 for v in 0..31: a constant table (a case statement becomes a ROM that yosys maps to FFs)
+localparam [95:0] MOD5_TAB = {3'd1,3'd0,3'd4,3'd3,3'd2,3'd1,3'd0,3'd4,3'd3,3'd2,3'd1,3'd0,3'd4,3'd3,3'd2,3'd1,3'd0,3'd4,3'd3,3'd2,3'd1,3'd0,3'd4,3'd3,3'd2,3'd1,3'd0,3'd4,3'd3,3'd2,3'd1,3'd0};
+function [2:0] mod5(input [4:0] v);
+    mod5 = MOD5_TAB[v*3 +: 3];
+endfunction
+function [2:0] div5(input [4:0] v);   // v / 5 for v in 0..24
+    if (v >= 5'd20) div5 = 3'd4;
+    else if (v >= 5'd15) div5 = 3'd3;
+    else if (v >= 5'd10) div5 = 3'd2;
+    else if (v >= 5'd5) div5 = 3'd1;
+    else div5 = 3'd0;
+endfunction
+// verilator lint_off UNUSEDSIGNAL
+function [6:0] div25(input [10:0] v); // v / 25 for v in 0..1599: (v * 1311) >> 15
+    reg [21:0] m;
+    begin
+        m = {11'd0, v} + {10'd0, v, 1'b0} + {9'd0, v, 2'b0} + {8'd0, v, 3'b0} + {7'd0, v, 4'b0}
+            + {3'd0, v, 8'b0} + {1'd0, v, 10'b0};
+        div25 = m[21:15];
+    end
+endfunction
+function [4:0] rem25(input [10:0] v, input [6:0] q);   // v - 25 q
+    reg [10:0] d;
+    begin
+        d = v - ({4'd0, q} + {1'd0, q, 3'd0} + {q, 4'd0});
+        rem25 = d[4:0];
+    end
+endfunction
+// verilator lint_on UNUSEDSIGNAL
+
 // ---------------------------------------------------------------- control state
-localparam [1:0] SC_CLEAR = 2'd0, SC_RUN = 2'd1, SC_WAIT = 2'd2;
+localparam [1:0] SC_CLEAR = 2'd0, SC_RUN = 2'd1, SC_WAIT = 2'd2, SC_COPY = 2'd3;
 localparam [2:0] RO_IDLE = 3'd0, RO_READ = 3'd1, RO_THRESH = 3'd2, RO_SELECT = 3'd3, RO_END = 3'd4;
 
 reg [1:0]  sc_state_reg = SC_CLEAR;
 reg [2:0]  ro_state_reg = RO_IDLE;
 reg [7:0]  clr_reg = 0;
-reg        sb_reg = 1'b0;          // accumulator copy the scatter writes (the readout uses the other)
 reg        sc_tag_reg = 1'b0, ro_tag_reg = 1'b0;
 reg [31:0] k_reg = 0;
 
 wire clr_active = (sc_state_reg == SC_CLEAR);
+wire cp_active = clr_active || (sc_state_reg == SC_COPY);   // S -> R copy (clears S)
 
 // ---------------------------------------------------------------- load bus (registered, f -> ci, tap)
 reg        ldw_reg = 1'b0;
@@ -80,10 +121,11 @@ reg [5:0]  ld_ci_reg = 0;
 reg [4:0]  ld_t_reg = 0;
 reg [2:0]  ld_g_reg = 0;
 reg [EW-1:0] ld_e_reg = 0;
+wire [6:0] ld_ci = div25(ld_addr[10:0]);
 always @(posedge clk) begin
     ldw_reg   <= ld_we && ld_layer == LAYER_ID && ld_sel == 3'd0;
-    ld_ci_reg <= ld_addr[10:0] / 11'd25;
-    ld_t_reg  <= ld_addr[10:0] % 11'd25;
+    ld_ci_reg <= ld_ci[5:0];
+    ld_t_reg  <= rem25(ld_addr[10:0], ld_ci);
     ld_g_reg  <= ld_group[2:0];
     ld_e_reg  <= ld_data[EW-1:0];
     if (ld_we && ld_layer == LAYER_ID && ld_sel == 3'd4) begin
@@ -100,7 +142,9 @@ wire s_take = s_valid && s_ready;
 reg        a_valid_reg = 1'b0;     // stage A: weights of all taps / groups read at ci
 reg [4:0]  a_y_reg = 0, a_x_reg = 0;
 reg [6:0]  a_val_reg = 0;
-reg        b_any_reg = 1'b0;       // stage B holds a winner
+reg        c_any_reg;              // stage C (tap selected, multiplying) holds a winner
+reg [6:0]  c_val_reg;
+reg        b_any_reg = 1'b0;       // stage B (read-modify-write) holds a winner
 
 always @(posedge clk) begin
     a_valid_reg <= s_take && !s_end;
@@ -109,14 +153,17 @@ always @(posedge clk) begin
         a_x_reg   <= s_data[11:7];
         a_val_reg <= s_data[6:0];
     end
-    b_any_reg <= a_valid_reg;
+    c_any_reg <= a_valid_reg;
+    c_val_reg <= a_valid_reg ? a_val_reg : 7'd0;   // 0 when empty: P = 0 (the copy relies on it)
+    b_any_reg <= c_any_reg;
     if (rst) begin
         a_valid_reg <= 1'b0;
+        c_any_reg <= 1'b0;
         b_any_reg <= 1'b0;
     end
 end
 
-// weight memories: tap t = ky*5 + kx, group g, address ci
+// weight memories: tap t = ky*5 + kx, group g, address ci (one write, one registered read: LUT RAM)
 wire [25*G*EW-1:0] wq_flat;
 genvar t, g, r, b;
 generate
@@ -142,49 +189,94 @@ wire [14:0] ky_flat, kx_flat;
 wire [4:0]  rv, cv, rq, cq;        // tap valid / upper half (oy >= 5) per row and column residue
 generate
 for (r = 0; r < 5; r = r + 1) begin : resid
-    wire [4:0] ky = (a_y_reg + 5'd5 - r) % 5;
-    wire [4:0] kx = (a_x_reg + 5'd5 - r) % 5;
+    localparam [4:0] R5 = r;
+    wire [4:0] ky = {2'd0, mod5(a_y_reg + 5'd5 - R5)};
+    wire [4:0] kx = {2'd0, mod5(a_x_reg + 5'd5 - R5)};
     wire [4:0] oy = a_y_reg - ky;
     wire [4:0] ox = a_x_reg - kx;
     assign ky_flat[r*3 +: 3] = ky[2:0];
     assign kx_flat[r*3 +: 3] = kx[2:0];
-    assign rv[r] = (a_y_reg >= r) && (oy <= 5'd9);
-    assign cv[r] = (a_x_reg >= r) && (ox <= 5'd9);
+    if (r == 0) begin : r0
+        assign rv[r] = (oy <= 5'd9);
+        assign cv[r] = (ox <= 5'd9);
+    end else begin : rn
+        assign rv[r] = (a_y_reg >= r) && (oy <= 5'd9);
+        assign cv[r] = (a_x_reg >= r) && (ox <= 5'd9);
+    end
     assign rq[r] = (oy >= 5'd5);
     assign cq[r] = (ox >= 5'd5);
 end
 endgenerate
 
-// stage B registers: per bank valid, per bank and group {owner, qy, qx} and product
-reg [NB-1:0]     b_valid_reg = 0;
-reg [NBG*5-1:0]  b_addr_reg = 0;
-reg [NBG*16-1:0] b_prod_reg = 0;
+// stage C registers: per bank valid, per bank and group {owner, qy, qx}, per bank and group pair
+// the packed multiplicand; stage B registers: the same with the product
+localparam GP = G / 2;             // group pairs (one multiplier each)
+reg  [NB-1:0]     c_valid_reg = 0;
+reg  [NBG*5-1:0]  c_addr_reg = 0;
+reg  [NB-1:0]     b_valid_reg = 0;
+reg  [NBG*5-1:0]  b_addr_reg = 0;
+wire [NB*GP*34-1:0] b_p_flat;      // per bank and pair: P = v * (hi*2^18 + lo) (|P| < 2^32)
 
 // tap selection in two 5:1 steps: per row residue the tap row ky (all 5 kx x 8 groups), then per
 // bank the tap column kx
 localparam TROW = 5 * G * EW;
+localparam TCOL = G * EW;
 wire [5*TROW-1:0] wrow_flat;
 generate
 for (r = 0; r < 5; r = r + 1) begin : sa_row
-    assign wrow_flat[r*TROW +: TROW] = wq_flat[ky_flat[r*3 +: 3]*TROW +: TROW];
+    reg [TROW-1:0] wrow;
+    always @* begin
+        case (ky_flat[r*3 +: 3])
+            3'd0:    wrow = wq_flat[0*TROW +: TROW];
+            3'd1:    wrow = wq_flat[1*TROW +: TROW];
+            3'd2:    wrow = wq_flat[2*TROW +: TROW];
+            3'd3:    wrow = wq_flat[3*TROW +: TROW];
+            default: wrow = wq_flat[4*TROW +: TROW];
+        endcase
+    end
+    assign wrow_flat[r*TROW +: TROW] = wrow;
 end
 for (b = 0; b < NB; b = b + 1) begin : sa_bank
     localparam RR = b / 5, RC = b % 5;
     wire [TROW-1:0] wrow = wrow_flat[RR*TROW +: TROW];
-    wire [2:0] kxs = kx_flat[RC*3 +: 3];
+    reg  [TCOL-1:0] wsel;
+    always @* begin
+        case (kx_flat[RC*3 +: 3])
+            3'd0:    wsel = wrow[0*TCOL +: TCOL];
+            3'd1:    wsel = wrow[1*TCOL +: TCOL];
+            3'd2:    wsel = wrow[2*TCOL +: TCOL];
+            3'd3:    wsel = wrow[3*TCOL +: TCOL];
+            default: wsel = wrow[4*TCOL +: TCOL];
+        endcase
+    end
     always @(posedge clk) begin
-        b_valid_reg[b] <= a_valid_reg && rv[RR] && cv[RC];
+        c_valid_reg[b] <= a_valid_reg && rv[RR] && cv[RC];
+        b_valid_reg[b] <= c_valid_reg[b];
         if (rst) begin
+            c_valid_reg[b] <= 1'b0;
             b_valid_reg[b] <= 1'b0;
         end
     end
     for (g = 0; g < G; g = g + 1) begin : sa_grp
-        wire [EW-1:0] e = wrow[(kxs*G+g)*EW +: EW];
-        wire signed [15:0] prod = $signed({1'b0, a_val_reg}) * $signed(e[7:0]);
         always @(posedge clk) begin
-            b_addr_reg[(b*G+g)*5 +: 5] <= {e[10:8], rq[RR], cq[RC]};
-            b_prod_reg[(b*G+g)*16 +: 16] <= prod;
+            c_addr_reg[(b*G+g)*5 +: 5] <= {wsel[g*EW+8 +: 3], rq[RR], cq[RC]};
+            b_addr_reg[(b*G+g)*5 +: 5] <= c_addr_reg[(b*G+g)*5 +: 5];
         end
+    end
+    for (g = 0; g < GP; g = g + 1) begin : sa_pair
+        // multiplicand hi*2^18 + lo of groups 2g (lo) and 2g+1 (hi): bits [17:0] = lo sign-extended,
+        // bits [26:18] = hi - (lo < 0) (in -128..127)
+        wire [7:0]  w_lo = wsel[(2*g)*EW +: 8];
+        wire [7:0]  w_hi = wsel[(2*g+1)*EW +: 8];
+        wire [7:0]  hi_adj = w_hi - {7'd0, w_lo[7]};
+        reg  [26:0] c_a_reg;
+        reg  [33:0] b_p_reg;
+        wire signed [33:0] pm = $signed(c_a_reg) * $signed({1'b0, c_val_reg});
+        always @(posedge clk) begin
+            c_a_reg <= {hi_adj[7], hi_adj, {10{w_lo[7]}}, w_lo};
+            b_p_reg <= pm;
+        end
+        assign b_p_flat[(b*GP+g)*34 +: 34] = b_p_reg;
     end
 end
 endgenerate
@@ -195,22 +287,26 @@ reg        rc_active_reg = 1'b0;
 reg [8:0]  rc_reg = 0;             // readout cycle
 reg [7:0]  l0_t_reg = 0;
 reg [2:0]  l0_s_reg = 0, l0_py_reg = 0, l0_px_reg = 0;
+reg        l0_ph_reg;              // 2 cycles per pooled value: column ox0, then ox0 + 1
 wire       l0_v = (ro_state_reg == RO_READ) && rc_active_reg;
 
-reg [G-1:0]   dl_v_reg = 0;
-reg [G*8-1:0] dl_t_reg = 0;
-reg [G*3-1:0] dl_s_reg = 0, dl_py_reg = 0, dl_px_reg = 0;
-wire [G-1:0]   ln_v  = {dl_v_reg[G-2:0], l0_v};
-wire [G*8-1:0] ln_t  = {dl_t_reg[(G-1)*8-1:0], l0_t_reg};
-wire [G*3-1:0] ln_s  = {dl_s_reg[(G-1)*3-1:0], l0_s_reg};
-wire [G*3-1:0] ln_py = {dl_py_reg[(G-1)*3-1:0], l0_py_reg};
-wire [G*3-1:0] ln_px = {dl_px_reg[(G-1)*3-1:0], l0_px_reg};
+reg [G-2:0]     dl_v_reg = 0;      // lanes 1..7 (lane 0 reads the counters directly)
+reg [(G-1)*8-1:0] dl_t_reg = 0;
+reg [(G-1)*3-1:0] dl_s_reg = 0, dl_py_reg = 0, dl_px_reg = 0;
+reg [G-2:0]     dl_ph_reg;
+wire [G-1:0]   ln_v  = {dl_v_reg, l0_v};
+wire [G*8-1:0] ln_t  = {dl_t_reg, l0_t_reg};
+wire [G*3-1:0] ln_s  = {dl_s_reg, l0_s_reg};
+wire [G*3-1:0] ln_py = {dl_py_reg, l0_py_reg};
+wire [G*3-1:0] ln_px = {dl_px_reg, l0_px_reg};
+wire [G-1:0]   ln_ph = {dl_ph_reg, l0_ph_reg};
 always @(posedge clk) begin
-    dl_v_reg  <= ln_v;
-    dl_t_reg  <= ln_t;
-    dl_s_reg  <= ln_s;
-    dl_py_reg <= ln_py;
-    dl_px_reg <= ln_px;
+    dl_v_reg  <= ln_v[G-2:0];
+    dl_t_reg  <= ln_t[(G-1)*8-1:0];
+    dl_s_reg  <= ln_s[(G-1)*3-1:0];
+    dl_py_reg <= ln_py[(G-1)*3-1:0];
+    dl_px_reg <= ln_px[(G-1)*3-1:0];
+    dl_ph_reg <= ln_ph[G-2:0];
     if (rst) begin
         dl_v_reg <= 0;
     end
@@ -218,41 +314,45 @@ end
 
 // per lane g and bank b: readout address and clear
 wire [NBG*5-1:0]     ro_addr_flat;  // index g*NB + b
-wire [NBG-1:0]       ro_clr_flat;
 wire [NBG*ACC_W-1:0] roq_flat;      // readout-copy data, index b*G + g
 
 // ---------------------------------------------------------------- accumulator memories
 generate
 for (b = 0; b < NB; b = b + 1) begin : acc_bank
     for (g = 0; g < G; g = g + 1) begin : acc_grp
-        reg [ACC_W-1:0] m0 [0:31];
-        reg [ACC_W-1:0] m1 [0:31];
+        // S: the scatter's accumulators (one read-modify-write port); R: the readout copy, written
+        // only by the S -> R copy (which also clears S), read only by the readout lane
+        reg [ACC_W-1:0] sm [0:31];
+        reg [ACC_W-1:0] rm [0:31];
         wire [4:0] sc_a = b_addr_reg[(b*G+g)*5 +: 5];
         wire [4:0] ro_a = ro_addr_flat[(g*NB+b)*5 +: 5];
-        wire       sc_we = b_valid_reg[b];
-        wire       ro_we = ro_clr_flat[g*NB+b];
-        wire [4:0] a0 = sb_reg ? ro_a : sc_a;
-        wire [4:0] a1 = sb_reg ? sc_a : ro_a;
-        wire [ACC_W-1:0] q0 = m0[a0];
-        wire [ACC_W-1:0] q1 = m1[a1];
-        wire [15:0] p = b_prod_reg[(b*G+g)*16 +: 16];
-        wire [ACC_W-1:0] sum = (sb_reg ? q1 : q0) + {{(ACC_W-16){p[15]}}, p};
+        wire [4:0] sa = cp_active ? clr_reg[4:0] : sc_a;
+        wire       swe = cp_active || b_valid_reg[b];
+        wire [ACC_W-1:0] sq = sm[sa];
+        // S and R hold T = acc - 1, so the copy clears S to T = -1 through the adder itself
+        // (P is 0 while the pipeline is empty): sd = p + T + pc normally, p - 1 + pc = -1 in the
+        // copy; written as p - (~T & m) - 1 (+ pc), which maps to one LUT per bit on the carry chain.
+        // This group's product from its pair's P: lo = P[16:0], hi = P[33:18] + P[17].
+        wire [ACC_W-1:0] keep = {ACC_W{!cp_active}};
+        wire [ACC_W-1:0] sd;
+        if (g % 2 == 0) begin : plo
+            wire [16:0] p = b_p_flat[(b*GP+g/2)*34 +: 17];
+            assign sd = {{(ACC_W-17){p[16]}}, p} - (~sq & keep) - {{(ACC_W-1){1'b0}}, 1'b1};
+        end else begin : phi
+            wire [15:0] p = b_p_flat[(b*GP+g/2)*34+18 +: 16];
+            wire        pc = b_p_flat[(b*GP+g/2)*34+17];
+            assign sd = {{(ACC_W-16){p[15]}}, p} - (~sq & keep) - {{(ACC_W-1){1'b0}}, 1'b1}
+                        + {{(ACC_W-1){1'b0}}, pc};
+        end
         always @(posedge clk) begin
-            if (clr_active) begin
-                if (clr_reg < 32) begin
-                    m0[clr_reg[4:0]] <= {ACC_W{1'b0}};
-                    m1[clr_reg[4:0]] <= {ACC_W{1'b0}};
-                end
-            end else begin
-                if (sb_reg ? ro_we : sc_we) begin
-                    m0[a0] <= sb_reg ? {ACC_W{1'b0}} : sum;
-                end
-                if (sb_reg ? sc_we : ro_we) begin
-                    m1[a1] <= sb_reg ? sum : {ACC_W{1'b0}};
-                end
+            if (swe) begin
+                sm[sa] <= sd;
+            end
+            if (cp_active) begin
+                rm[clr_reg[4:0]] <= sq;
             end
         end
-        assign roq_flat[(b*G+g)*ACC_W +: ACC_W] = sb_reg ? q0 : q1;
+        assign roq_flat[(b*G+g)*ACC_W +: ACC_W] = rm[ro_a];
     end
 end
 endgenerate
@@ -265,6 +365,7 @@ endfunction
 wire [G-1:0]   rq_valid;
 wire [G*7-1:0] rq_y;
 wire [G*8-1:0] rq_t;
+wire [G*8-1:0] rq_va;              // value-memory row of the requantised value: g*25 + t/8
 
 generate
 for (g = 0; g < G; g = g + 1) begin : lane
@@ -272,25 +373,49 @@ for (g = 0; g < G; g = g + 1) begin : lane
     wire [2:0] s  = ln_s[g*3 +: 3];
     wire [3:0] oy0 = {ln_py[g*3 +: 3], 1'b0};
     wire [3:0] ox0 = {ln_px[g*3 +: 3], 1'b0};
-    wire [3:0] ry0 = oy0 % 5, ry1 = (oy0 + 4'd1) % 5;
-    wire [3:0] rx0 = ox0 % 5, rx1 = (ox0 + 4'd1) % 5;
-    wire [4:0] hr, hc, qr, qc;
+    wire [3:0] ry0 = {1'b0, mod5({1'b0, oy0})}, ry1 = {1'b0, mod5({1'b0, oy0} + 5'd1)};
+    wire [3:0] rx0 = {1'b0, mod5({1'b0, ox0})}, rx1 = {1'b0, mod5({1'b0, ox0} + 5'd1)};
+    wire [4:0] qr;
     for (r = 0; r < 5; r = r + 1) begin : res
-        assign hr[r] = (ry0 == r) || (ry1 == r);
-        assign hc[r] = (rx0 == r) || (rx1 == r);
         assign qr[r] = (ry0 == r) ? (oy0 >= 4'd5) : (oy0 + 4'd1 >= 4'd5);
-        assign qc[r] = (rx0 == r) ? (ox0 >= 4'd5) : (ox0 + 4'd1 >= 4'd5);
     end
+    wire       ph = ln_ph[g];
+    wire [3:0] oxp = ox0 + {3'd0, ph};                 // the column read in this cycle
+    wire       qcp = (oxp >= 4'd5);
     for (b = 0; b < NB; b = b + 1) begin : bk
-        assign ro_addr_flat[(g*NB+b)*5 +: 5] = {s, qr[b/5], qc[b%5]};
-        assign ro_clr_flat[g*NB+b] = v && hr[b/5] && hc[b%5];
+        assign ro_addr_flat[(g*NB+b)*5 +: 5] = {s, qr[b/5], qcp};
     end
-    wire [4:0] pb00 = ry0 * 5 + rx0, pb01 = ry0 * 5 + rx1, pb10 = ry1 * 5 + rx0, pb11 = ry1 * 5 + rx1;
-    wire signed [ACC_W-1:0] q00 = roq_flat[(pb00*G+g)*ACC_W +: ACC_W];
-    wire signed [ACC_W-1:0] q01 = roq_flat[(pb01*G+g)*ACC_W +: ACC_W];
-    wire signed [ACC_W-1:0] q10 = roq_flat[(pb10*G+g)*ACC_W +: ACC_W];
-    wire signed [ACC_W-1:0] q11 = roq_flat[(pb11*G+g)*ACC_W +: ACC_W];
-    wire signed [ACC_W-1:0] pool = smax(smax(q00, q01), smax(q10, q11));
+    // the 2 partners of this cycle: banks (ry0|ry1, rxp) of this group, selected by one-hot AND-OR
+    // muxes (first the column per row residue, then the two rows); the pool is the max over 2 cycles
+    wire [4:0] hy0, hy1, hxp;
+    wire [3:0] rxp = ph ? rx1 : rx0;
+    for (r = 0; r < 5; r = r + 1) begin : oh
+        assign hy0[r] = (ry0 == r);
+        assign hy1[r] = (ry1 == r);
+        assign hxp[r] = (rxp == r);
+    end
+    reg [5*ACC_W-1:0] cx;          // per row residue: the bank of column rxp
+    reg [ACC_W-1:0]   q0, q1;
+    integer bi, ci;
+    always @* begin
+        cx = 0;
+        for (bi = 0; bi < NB; bi = bi + 1) begin
+            cx[(bi/5)*ACC_W +: ACC_W] = cx[(bi/5)*ACC_W +: ACC_W]
+                | (roq_flat[(bi*G+g)*ACC_W +: ACC_W] & {ACC_W{hxp[bi%5]}});
+        end
+        q0 = 0;
+        q1 = 0;
+        for (ci = 0; ci < 5; ci = ci + 1) begin
+            q0 = q0 | (cx[ci*ACC_W +: ACC_W] & {ACC_W{hy0[ci]}});
+            q1 = q1 | (cx[ci*ACC_W +: ACC_W] & {ACC_W{hy1[ci]}});
+        end
+    end
+    wire signed [ACC_W-1:0] pmax = smax(q0, q1);
+    reg  signed [ACC_W-1:0] pm0_reg;                // max of the first column
+    always @(posedge clk) begin
+        pm0_reg <= pmax;
+    end
+    wire signed [ACC_W-1:0] pool = smax(pm0_reg, pmax);
 
     // bias / mult / shift of this group's 8 kernels
     reg [31:0] bias_mem [0:7];
@@ -315,11 +440,11 @@ for (g = 0; g < G; g = g + 1) begin : lane
     reg [5:0]  r2_shift_reg = 0;
     reg [7:0]  r1_t_reg = 0, r2_t_reg = 0, r3_t_reg = 0, r4_t_reg = 0, r5_t_reg = 0;
     always @(posedge clk) begin
-        r1_v_reg     <= v;
+        r1_v_reg     <= v && ph;
         r1_pool_reg  <= pool;
         r1_t_reg     <= ln_t[g*8 +: 8];
         r2_v_reg     <= r1_v_reg;
-        r2_acc_reg   <= {{(32-ACC_W){r1_pool_reg[ACC_W-1]}}, r1_pool_reg} + $signed(bias_q_reg);
+        r2_acc_reg   <= {{(32-ACC_W){r1_pool_reg[ACC_W-1]}}, r1_pool_reg} + $signed(bias_q_reg) + 32'sd1;  // T + 1
         r2_mult_reg  <= mult_q_reg;
         r2_shift_reg <= shift_q_reg;
         r2_t_reg     <= r1_t_reg;
@@ -336,6 +461,8 @@ for (g = 0; g < G; g = g + 1) begin : lane
         .out_valid(rq_valid[g]), .y(rq_y[g*7 +: 7])
     );
     assign rq_t[g*8 +: 8] = r5_t_reg;
+    localparam [7:0] VBASE = g * 25;
+    assign rq_va[g*8 +: 8] = VBASE + {3'd0, r5_t_reg[7:3]};
 end
 endgenerate
 
@@ -350,13 +477,13 @@ for (g = 0; g < G; g = g + 1) begin : hist_lane
     wire [6:0] y = rq_y[g*7 +: 7];
     wire [6:0] ha = (ro_state_reg == RO_THRESH) ? th_t_reg[6:0] : y;
     wire [10:0] hq = hist[ha];
+    // one write port: the reset clear sweep, the clear behind the threshold scan, or the count
+    wire [6:0]  hwa = clr_active ? clr_reg[6:0] : ha;
+    wire        hwe = clr_active || (ro_state_reg == RO_THRESH) || (rq_take && rq_valid[g]);
+    wire [10:0] hwd = (clr_active || ro_state_reg == RO_THRESH) ? 11'd0 : hq + 11'd1;
     always @(posedge clk) begin
-        if (clr_active) begin
-            hist[clr_reg[6:0]] <= 11'd0;
-        end else if (ro_state_reg == RO_THRESH) begin
-            hist[ha] <= 11'd0;
-        end else if (rq_take && rq_valid[g]) begin
-            hist[ha] <= hq + 11'd1;
+        if (hwe) begin
+            hist[hwa] <= hwd;
         end
     end
     assign hq_flat[g*11 +: 11] = hq;
@@ -379,12 +506,26 @@ genvar j;
 generate
 for (j = 0; j < 8; j = j + 1) begin : vcol
     reg [6:0] vmem [0:NROW-1];
+    // the lane skew makes at most one lane write column j per cycle: one write port
+    reg       vwe;
+    reg [7:0] vwa;
+    reg [6:0] vwd;
     integer li;
-    always @(posedge clk) begin
+    always @* begin
+        vwe = 1'b0;
+        vwa = 0;
+        vwd = 0;
         for (li = 0; li < G; li = li + 1) begin
-            if (rq_take && rq_valid[li] && rq_t[li*8 +: 3] == j) begin
-                vmem[li * 25 + rq_t[li*8+3 +: 5]] <= rq_y[li*7 +: 7];
+            if (rq_valid[li] && rq_t[li*8 +: 3] == j) begin
+                vwe = 1'b1;
+                vwa = rq_va[li*8 +: 8];
+                vwd = rq_y[li*7 +: 7];
             end
+        end
+    end
+    always @(posedge clk) begin
+        if (rq_take && vwe) begin
+            vmem[vwa] <= vwd;
         end
     end
     assign vrow[j*7 +: 7] = vmem[sel_row_reg];
@@ -437,10 +578,11 @@ always @* begin
 end
 wire        emit = sel_go && emask != 0 && (mask_reg != 0 || load_row);
 wire [10:0] e_idx = {erow, ej};
-wire [10:0] e_c = e_idx / 11'd25;
-wire [4:0]  e_p = e_idx % 11'd25;
-wire [4:0]  e_y = e_p / 5'd5;
-wire [4:0]  e_x = e_p % 5'd5;
+wire [6:0]  e_q = div25(e_idx);
+wire [10:0] e_c = {4'd0, e_q};
+wire [4:0]  e_p = rem25(e_idx, e_q);
+wire [4:0]  e_y = {2'd0, div5(e_p)};
+wire [4:0]  e_x = {2'd0, mod5(e_p)};
 wire [6:0]  e_val = evals[ej*7 +: 7];
 
 reg [45:0] m_data_reg = 0;
@@ -467,9 +609,16 @@ always @(posedge clk) begin
             end
         end
         SC_WAIT: begin
-            // last winner written back, previous word's readout finished: swap the copies
-            if (!a_valid_reg && !b_any_reg && ro_state_reg == RO_IDLE) begin
-                sb_reg <= !sb_reg;
+            // last winner written back, previous word's readout finished: copy S to R
+            if (!a_valid_reg && !c_any_reg && !b_any_reg && ro_state_reg == RO_IDLE) begin
+                clr_reg <= 0;
+                sc_state_reg <= SC_COPY;
+            end
+        end
+        SC_COPY: begin
+            // entry clr_reg of every bank: R <= S, S <= 0 (32 cycles, the scatter waits)
+            clr_reg <= clr_reg + 1'b1;
+            if (clr_reg == 8'd31) begin
                 ro_tag_reg <= sc_tag_reg;
                 ro_state_reg <= RO_READ;
                 rc_reg <= 0;
@@ -478,10 +627,10 @@ always @(posedge clk) begin
                 l0_s_reg <= 0;
                 l0_py_reg <= 0;
                 l0_px_reg <= 0;
+                l0_ph_reg <= 1'b0;
                 sc_state_reg <= SC_RUN;
             end
         end
-        default: sc_state_reg <= SC_RUN;
     endcase
 
     // readout side (RO_IDLE: started by the scatter side above)
@@ -491,6 +640,9 @@ always @(posedge clk) begin
         RO_READ: begin
             rc_reg <= rc_reg + 1'b1;
             if (rc_active_reg) begin
+                l0_ph_reg <= !l0_ph_reg;
+            end
+            if (rc_active_reg && l0_ph_reg) begin
                 l0_t_reg <= l0_t_reg + 1'b1;
                 if (l0_px_reg == 3'd4) begin
                     l0_px_reg <= 0;
@@ -507,8 +659,8 @@ always @(posedge clk) begin
                     rc_active_reg <= 1'b0;
                 end
             end
-            // lane 7 reads its last value at rc 206; requantised at 211
-            if (rc_reg == 9'd212) begin
+            // lane 7 reads its last value at rc 406; requantised at 411
+            if (rc_reg == 9'd412) begin
                 ro_state_reg <= RO_THRESH;
                 th_t_reg <= 8'd127;
                 th_found_reg <= 1'b0;
@@ -562,14 +714,13 @@ always @(posedge clk) begin
         sc_state_reg <= SC_CLEAR;
         ro_state_reg <= RO_IDLE;
         clr_reg <= 0;
-        sb_reg <= 1'b0;
         rc_active_reg <= 1'b0;
         mask_reg <= 0;
         m_push_reg <= 1'b0;
     end
 end
 
-assign busy = (sc_state_reg != SC_RUN) || a_valid_reg || b_any_reg || (ro_state_reg != RO_IDLE);
+assign busy = (sc_state_reg != SC_RUN) || a_valid_reg || c_any_reg || b_any_reg || (ro_state_reg != RO_IDLE);
 assign stall = (ro_state_reg == RO_SELECT || ro_state_reg == RO_END) && m_afull;
 
 endmodule

@@ -19,24 +19,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from common import get_model, random_words, real_words
+from common import get_model, model_layer_writes, random_words, real_words
 
 LAYER = 1
-
-
-def conv2_writes(model, li=LAYER):
-    """(sel, group, addr, data) load-bus writes of layer li (what sk_loader emits)."""
-    layer = model.layers[li]
-    w = layer.packed_weights.astype(np.uint8).astype(np.int64)
-    entries = w | (layer.owner.astype(np.int64) << 8)
-    for g in range(entries.shape[0]):
-        for f in range(entries.shape[1]):
-            yield 0, g, f, int(entries[g, f])
-    for o in range(layer.out_channels):
-        yield 1, 0, o, int(layer.bias[o]) & 0xFFFFFFFF
-        yield 2, 0, o, int(layer.requant_mult[o])
-        yield 3, 0, o, int(layer.requant_shift[o])
-    yield 4, 0, 0, int(layer.k)
 
 
 def in_beats(act1, tag):
@@ -77,9 +62,9 @@ class TB:
 
     async def load(self, model, others=True):
         d = self.dut
-        writes = [(LAYER, *w) for w in conv2_writes(model)]
+        writes = [(LAYER, *w) for w in model_layer_writes(model.layers[LAYER])]
         if others:   # conv1's writes (ld_layer 0) must be ignored
-            writes = [(0, *w) for w in conv2_writes(model, 0)] + writes
+            writes = [(0, *w) for w in model_layer_writes(model.layers[0])] + writes
         for li, sel, g, a, v in writes:
             d.ld_we.value = 1
             d.ld_layer.value = li
