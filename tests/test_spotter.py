@@ -192,6 +192,21 @@ def test_readme_example_runs(capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith(("emulated (", "fpga ("))
 
 
+def test_readme_bulk_example_runs():
+    """The README's zero-copy bulk example, as written: scores equal the golden model's."""
+    from pynq_sparse.golden import golden_scores
+    from pynq_sparse.model_file import load_model
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("ol.allocate_words(len(clips))", 1)[0].rsplit("```python", 1)[-1] + \
+        "ol.allocate_words(len(clips))" + readme.split("ol.allocate_words(len(clips))", 1)[1].split("```", 1)[0]
+    assert "FastFrontend().words(clips, out=buf)" in block
+    block = block.replace("buf.freebuffer()", "words = np.array(buf)\nbuf.freebuffer()")
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["scores"].shape == (256, 12)
+    assert np.array_equal(scope["scores"][:3], golden_scores(load_model(), scope["words"][:3]))
+
+
 @pytest.mark.parametrize("backend", ["emulated", "cpu"])
 def test_load_model_switches_models_and_keeps_the_old_one_on_failure(backend, model, monkeypatch):
     from pynq_sparse.errors import ChecksumError, CoreError
