@@ -373,6 +373,8 @@ class StreamJob:
         self.chunks = [(i, min(bs, len(words) - i)) for i in range(0, len(words), bs)]
         self.m = len(self.chunks)
         self.packed = self.sent = self.sends_done = self.recvs_done = 0
+        if direct is not None:
+            self.packed = self.m                # nothing to pack: the DMA reads the words where they are
         self.send: _Wait | None = None
         self.recv: _Wait | None = None
         self.stats = StageTimes()
@@ -426,9 +428,7 @@ class StreamJob:
             self.recv = s._wait_for("s2mm", r, n)
             st.submit += t() - t0
             st.transfers += 1
-        if self.direct is not None:
-            self.packed = self.m                # nothing to pack: the DMA reads the words where they are
-        elif self.packed < self.m and self.packed < self.sends_done + 2:
+        if self.packed < self.m and self.packed < self.sends_done + 2:
             p = self.packed                     # buffer p % 2 is free: the send of chunk p - 2 is done
             start, n = self.chunks[p]
             st.pack += PACKER.pack(self.words[start:start + n], s._in_np[p % 2])

@@ -7,8 +7,7 @@ int8 bytes (cell (h, w) at byte h*32 + w, i.e. C order of [32, 32]); a result is
 Usage::
 
     words = as_words(spectrograms)            # int8 [B, 32, 32], checked
-    pack_words(words[:n], in_buffer)          # copy into a DMA buffer
-    PACKER.pack(words[:n], in_buffer)         # the same, split over every core for big chunks
+    pack_words(words[:n], in_buffer)          # copy into a DMA buffer (PACKER: big chunks over every core)
     dma_view(words, device)                   # the words themselves when they are in a DMA buffer
     res = Results(out_rows)                   # int32 [B, 16] rows as received
     res.scores, res.classes, res.seq
@@ -62,14 +61,11 @@ def dma_view(words, device):
 
 
 def pack_words(words: np.ndarray, buffer: np.ndarray) -> None:
-    """Copy int8 words [n, 32, 32] into the first n words of a DMA input buffer (int8 [>= n, 32, 32])."""
-    np.copyto(buffer[:len(words)], words, casting="no")
+    """Copy int8 words [n, 32, 32] into the first n words of a DMA input buffer (int8 [>= n, 32, 32]).
 
-
-def _timed_copy(dst: np.ndarray, src: np.ndarray) -> float:
-    t0 = time.perf_counter()
-    np.copyto(dst, src, casting="no")
-    return time.perf_counter() - t0
+    The shared `PACKER` does the copy (big chunks split over the cores).
+    """
+    PACKER.pack(words, buffer)
 
 
 class Packer:
@@ -112,7 +108,8 @@ class Packer:
             return time.perf_counter() - t0
         bounds = np.linspace(0, n, parts + 1).astype(int)
         pool = self._executor()
-        futures = [pool.submit(_timed_copy, dst[a:b], words[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])]
+        futures = [pool.submit(np.copyto, dst[a:b], words[a:b], casting="no")
+                   for a, b in zip(bounds[1:-1], bounds[2:])]
         try:
             np.copyto(dst[:bounds[1]], words[:bounds[1]], casting="no")
         finally:                                # never return while a worker still writes the buffer

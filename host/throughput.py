@@ -26,7 +26,7 @@ import numpy as np
 from pynq_sparse import core_interface as ci
 
 from .dispatch import Dispatcher
-from .packing import PACKER, Results, as_words, pack_words
+from .packing import Results, as_words, pack_words
 
 
 def _best(fn, repeats: int) -> float:
@@ -75,7 +75,7 @@ def throughput_test(target, batch_size: int | None = None, repeats: int = 3, see
     }
     res["fold_input[ms]"] = _best(lambda: as_words(words, check_values=False), repeats) * 1e3
     res["pack_input[ms]"] = _best(          # as the pipeline packs (split over the cores)
-        lambda: [PACKER.pack(words[a:a + c], np.asarray(s.input_buffers[0]))
+        lambda: [pack_words(words[a:a + c], np.asarray(s.input_buffers[0]))
                  for s, (a, c) in zip(disp.streams, disp.split(n))],
         repeats) * 1e3
     res["copy_input_data_to_device[ms]"] = _best(lambda: [s.input_buffers[0].flush() for s in disp.streams],
