@@ -53,19 +53,61 @@ def test_per_copy_is_sum_of_engines(summary):
         assert math.isclose(tot[k], summary["resources_per_copy"][k], abs_tol=0.1 * len(summary["modules"]) + 0.11), k
 
 
+def _fits(per_copy: dict, board: dict, util: float) -> int:
+    return min(math.floor(util * board[k] / per_copy[k]) for k in RES if per_copy[k] > 0)
+
+
+def _configurations(summary) -> dict:
+    """{name: (resources per copy, cycles per word)}; the fast one is the top level of the file."""
+    out = {"fast": (summary["resources_per_copy"], summary["cycles_per_word"])}
+    for name, c in summary.get("configurations", {}).items():
+        if name != "fast" and not c["resources_missing_instances"]:
+            out[name] = (c["resources_per_copy"], c["cycles_per_word"])
+    return out
+
+
 def test_copies_and_words_per_s_follow(summary):
-    per_copy = summary["resources_per_copy"]
     util = summary.get("copies_fit_utilisation", 0.8)
     assert util == 0.8
+    configs = _configurations(summary)
     for name, b in reports.BOARDS.items():
-        n = min(math.floor(util * b[k] / per_copy[k]) for k in RES if per_copy[k] > 0)
+        chosen = summary.get("board_configuration", {}).get(name, "fast")
+        per_copy, cpw = configs[chosen]
+        n = _fits(per_copy, b, util)
         assert summary["copies_fit"][name] == n, name
-        wps = n * summary["clock_mhz_assumed"][name] * 1e6 / summary["cycles_per_word"]
+        wps = n * summary["clock_mhz_assumed"][name] * 1e6 / cpw
         # cycles_per_word is rounded to 0.1 in the file
         assert math.isclose(summary["modeled_words_per_s"][name], wps, rel_tol=1e-3, abs_tol=1), name
+        for other, (pc, c) in configs.items():      # the chosen configuration is the fastest one here
+            assert _fits(pc, b, util) * b["clock_mhz"] * 1e6 / c <= wps * (1 + 1e-3) + 1, (name, other)
     t = summary["targets_met"]
     assert t["cycles_per_word_le_1000"] == (summary["cycles_per_word"] <= 1000)
     assert t["u250_ge_24_copies"] == (summary["copies_fit"]["U250"] >= 24)
+    assert t["zu3eg_ge_2_copies"] == (summary["copies_fit"]["ZU3EG (Ultra96-V2)"] >= 2)
+
+
+def test_configurations_sum_their_engines(summary):
+    for name, c in summary.get("configurations", {}).items():
+        if name == "fast" or c["resources_missing_instances"]:
+            continue
+        for k in RES:
+            tot = sum(m["count_per_copy"] * m["resources_each"][k] for m in c["modules"])
+            assert math.isclose(tot, c["resources_per_copy"][k], abs_tol=0.1 * len(c["modules"]) + 0.11), (name, k)
+        assert set(c["params"]) <= set(reports.core_parameters()), name
+
+
+def test_best_boards_picks_most_words_per_s():
+    big = {"lut": 60_000, "ff": 1, "dsp": 1, "bram36": 1, "uram": 0}
+    small = {"lut": 30_000, "ff": 1, "dsp": 1, "bram36": 1, "uram": 0}
+    rows = reports.best_boards({"fast": {"per_copy": big, "cycles_per_word": 1000},
+                                "small": {"per_copy": small, "cycles_per_word": 3000}})
+    # ZU3EG (56.4k LUT at 80 %): the fast copy does not fit, one small one does
+    assert rows["ZU3EG (Ultra96-V2)"]["config"] == "small" and rows["ZU3EG (Ultra96-V2)"]["copies_fit"] == 1
+    # U250: 23 fast copies x 1/1000 beat 46 small ones x 1/3000
+    assert rows["U250"]["config"] == "fast" and rows["U250"]["copies_fit"] == 23
+    tie = reports.best_boards({"fast": {"per_copy": big, "cycles_per_word": 1000},
+                               "small": {"per_copy": big, "cycles_per_word": 1000}})
+    assert all(r["config"] == "fast" for r in tie.values())
 
 
 def test_bit_exact_clips_from_runs(summary):

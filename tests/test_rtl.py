@@ -69,11 +69,12 @@ def test_sk_fc_icarus(cfg):
                tag="_" + cfg, extra_env=env)
 
 
-def test_sk_conv2_verilator():
-    """conv2 engine (one winner per cycle): random models, ties, second model, real words vs golden_trace."""
-    SIM_BUILD.mkdir(parents=True, exist_ok=True)
-    run_cocotb("sk_conv2", ["sk_requant.v", "sk_conv2.v"], "test_sk_conv2", sim="verilator",
-               extra_env={"SK_N_CLIPS": "8", "SK_MEASURE_OUT": str(SIM_BUILD / "conv2_interval.json")})
+@pytest.mark.parametrize("phases", [1, 2])
+def test_sk_conv2_verilator(phases):
+    """conv2 engine (one winner per PHASES cycles): random models, ties, second model, real words vs golden_trace."""
+    from test_sk_conv2 import run
+    run(phases, n_clips=8,
+        measure_out=SIM_BUILD / ("conv2_interval.json" if phases == 1 else f"conv2_interval_p{phases}.json"))
 
 
 def test_sk_core_verilator():
@@ -82,6 +83,14 @@ def test_sk_core_verilator():
     run_cocotb("sk_core", CORE_SOURCES, "test_sk_core", sim="verilator",
                extra_env={"SK_N_WORDS": "3", "SK_N_CLIPS": N_CLIPS,
                           "SK_CLIPS_OUT": str(SIM_BUILD / "clips_core.json")})
+
+
+def test_sk_core_small_verilator():
+    """The small configuration of one copy (common.CORE_CONFIGS["small"]: CONV1_PHASES 4, CONV2_PHASES 2,
+    FC1_LANES 2, CONV2_WBRAM 1): random-model
+    words with per-layer winner checks, then 8 real clips, all bit-exact."""
+    from test_sk_core import run
+    run("small", n_words=3, n_clips=min(8, int(N_CLIPS)), clips_out=SIM_BUILD / "clips_core_small.json")
 
 
 def test_sk_top_n3_verilator():

@@ -30,7 +30,9 @@ Shape of the dict (every key is always present)::
         name, vlnv, base_address, range, core (the sparse_kws instance it streams to), slr,
         parameters   the IP configuration (C_INCLUDE_SG 0, C_SG_LENGTH_WIDTH 26, 64-bit data)
     cores            list of sparse_kws instances (VLNV from pynq_sparse.core_interface):
-        name, vlnv (core_interface.VLNV), base_address, range (core_interface.REG.ADDR_RANGE), n_copies, slr
+        name, vlnv (core_interface.VLNV), base_address, range (core_interface.REG.ADDR_RANGE), n_copies, slr,
+        config       name of the engine configuration of every copy (CORE_CONFIGS), and
+        parameters   its sk_core parameters (the RTL generics the Vivado flow sets)
     interconnects    list of {"name", "vlnv", "slaves": [...], "masters": [...]} (AXI interface
                      names "<instance>/<interface>" upstream and downstream)
     connections      list of (initiator, target) interface pairs "<instance>/<interface>"
@@ -58,6 +60,15 @@ ALVEO_HOST_VLNV = "xilinx.com:ip:xdma:4.1"
 IOPLL_MHZ = 33.333 * 90 / 2     # PS reference 33.333 MHz x FBDIV 90 / 2, as PYNQ's Clocks computes it
 DMA_WINDOW = 0x1_0000           # register window of one AXI DMA (64 KB, as Vivado assigns)
 SG_LENGTH_WIDTH = 26            # transfer length bits: up to 64 MB - 1 per transfer (PYNQ's maximum)
+
+# Engine configurations of one network copy: sk_core parameters over its defaults. "fast" is
+# sk_core as written (~1,600 cycles/word); "small" halves the multipliers of both conv engines,
+# narrows fc1's readout and keeps conv2's weights in block RAM (~3,100 cycles/word, fewer LUTs).
+# The RTL testbenches and overlays/scripts/reports.py read them from here.
+CORE_CONFIGS = {
+    "fast": {},
+    "small": {"CONV1_PHASES": 4, "CONV2_PHASES": 2, "FC1_LANES": 2, "CONV2_WBRAM": 1},
+}
 
 
 def _dma_parameters(addr_width: int) -> dict[str, str]:
@@ -92,7 +103,8 @@ def _dma_parameters(addr_width: int) -> dict[str, str]:
     }
 
 
-def _zynq_us_board(board: str, part: str, fclk_div0: int, n_copies: int, words_per_s_per_copy: int) -> dict:
+def _zynq_us_board(board: str, part: str, fclk_div0: int, n_copies: int, words_per_s_per_copy: int,
+                   config: str = "small") -> dict:
     """A Zynq UltraScale+ board: one DMA on HP0, one sparse_kws instance with `n_copies` copies."""
     fclk = round(IOPLL_MHZ / fclk_div0, 6)
     return {
@@ -117,7 +129,8 @@ def _zynq_us_board(board: str, part: str, fclk_div0: int, n_copies: int, words_p
         "dmas": [{"name": "axi_dma_0", "vlnv": DMA_VLNV, "base_address": 0xA000_0000, "range": DMA_WINDOW,
                   "core": "sparse_kws_0", "slr": 0, "parameters": _dma_parameters(32)}],
         "cores": [{"name": "sparse_kws_0", "vlnv": VLNV, "base_address": 0xA001_0000, "range": REG.ADDR_RANGE,
-                   "n_copies": n_copies, "slr": 0}],
+                   "n_copies": n_copies, "slr": 0, "config": config,
+                   "parameters": dict(CORE_CONFIGS[config])}],
         "modeled": {"words_per_s_per_copy": words_per_s_per_copy,
                     "words_per_s": words_per_s_per_copy * n_copies},
     }
@@ -131,7 +144,8 @@ def _u250() -> dict:
         dmas.append({"name": f"axi_dma_{slr}", "vlnv": DMA_VLNV, "base_address": 0x0010_0000 + 0x2_0000 * slr, "range": DMA_WINDOW,
                      "core": f"sparse_kws_{slr}", "slr": slr, "parameters": _dma_parameters(64)})
         cores.append({"name": f"sparse_kws_{slr}", "vlnv": VLNV, "base_address": 0x0011_0000 + 0x2_0000 * slr,
-                      "range": REG.ADDR_RANGE, "n_copies": copies_per_slr, "slr": slr})
+                      "range": REG.ADDR_RANGE, "n_copies": copies_per_slr, "slr": slr, "config": "fast",
+                      "parameters": dict(CORE_CONFIGS["fast"])})
     return {
         "board": "u250",
         "part": "xcu250-figd2104-2L-e",

@@ -10,10 +10,14 @@
 //
 // Conv (one output position every PHASES cycles, all 64 kernels): a 5-row
 // register line buffer feeds a 5x5 window shift register; 16/PHASES packed
-// kernels x 25 taps = 400/PHASES multipliers (uint7 x int8) per cycle (PHASES
-// = 2: kernels 0..31, then 32..63; PHASES = 4: 100 multipliers, ~2x the cycles);
+// kernels x 25 taps = 400/PHASES products (uint7 x int8) per cycle (PHASES
+// = 2: kernels 0..31, then 32..63; PHASES = 4: 100 products, ~2x the cycles)
+// in 200/PHASES DSP48E2: packed kernels 2q and 2q+1 share the tap's pixel v, so
+// one multiplier computes both (P = v * (hi*2^18 + lo), as in sk_conv2; the
+// multiplicand's hi - (lo < 0), 9 bits, is stored at load time);
 // each product is routed by its stored owner to kernel g*4 + owner and summed
-// (two adder-tree stages) -> 64/PHASES sums of ACC_W bits. The next word's first
+// (two adder-tree stages of two-input adders; the carries P[17] of the hi
+// products are their carry-ins) -> 64/PHASES sums of ACC_W bits. The next word's first
 // 5 rows are primed while the last output row of a word is computed. 2x2 max-pool
 // on the fly: the horizontal max of a column pair is written (even row) or
 // max-merged (odd row) into a pooled-row buffer of three slots (3 x 14 positions
@@ -22,8 +26,11 @@
 // Area (yosys synth_xilinx): the weights are per-entry registers written one
 // entry per load cycle, read through a PHASES:1 mux of constant selects; the
 // owner is stored as a one-hot mask at load time and becomes the synchronous
-// reset of 4 product registers per tap (one per owner), so the 4 x 16/PHASES
-// adder trees (5 row sums of 5, then 5 -> 1) add plain register outputs. No
+// reset of 4 product registers per tap (one per owner; for a hi product also
+// of its carry bit), so the 4 x 16/PHASES adder trees (row sums of 5, rows 3
+// and 4 added in the same stage, then 4 -> 1; all two-input adders, each input
+// narrower than its sum: otherwise yosys merges them into a $macc of ~2x the
+// LUTs) add plain register outputs. No
 // address arithmetic on register arrays and no variable part-selects on wide
 // vectors: every multi-way select is a small mux of constant part-selects.
 // Requant: 16/PHASES lanes, lane l owns CPL = 4*PHASES consecutive channels;
@@ -43,10 +50,12 @@
 // Winner beat (46 bits): {end, tag, idx[15:0], c[10:0], y[4:0], x[4:0], val[6:0]},
 // idx = c*196 + y*14 + x. Load bus (layer 0): ld_sel 0 entry (ld_group g,
 // ld_addr f = ky*5+kx, ld_data = weight | owner << 8), 1 bias, 2 mult, 3 shift
-// (ld_addr = kernel), 4 k.
+// (ld_addr = kernel), 4 k. The entries must come group-major (the weight image's
+// and sk_loader's order): the odd group's entry of a tap is adjusted by the sign
+// of the even group's entry written before it.
 module sk_conv1 #(
     parameter LAYER_ID = 0,
-    parameter ACC_W    = 20,    // conv sums without bias: 25 * 127 * 127 < 2^19
+    parameter ACC_W    = 20,    // conv sums without bias: 25 * 127 * 128 < 2^19 (>= 20)
     parameter PHASES   = 2      // cycles per conv position: 1 (400 multipliers), 2 (200, half the kernels a cycle) or 4 (100)
 ) (
     input  wire        clk,
@@ -94,6 +103,10 @@ initial begin
         $error("sk_conv1: PHASES must be 1, 2 or 4 (%m)");
         $finish;
     end
+    if (ACC_W < 20) begin
+        $error("sk_conv1: ACC_W must be at least 20 (%m)");
+        $finish;
+    end
 end
 
 wire ld_here = ld_we && ld_layer == LAYER_ID;
@@ -111,21 +124,32 @@ wire in_take = s_axis_tvalid && s_axis_tready;
 // Weights are read in parallel every cycle, so each (packed kernel, tap) entry is a plain register
 // written in the cycle after its load write (one-hot decoded group and tap: no read mux, no
 // address arithmetic); the owner is stored decoded as a one-hot mask (no runtime demux).
+// Packed kernels 2p (lo) and 2p+1 (hi) share one multiplier per tap (see "multiply" below), which
+// needs hi - (lo < 0) in the multiplicand: the odd entry stores that 9-bit value, computed on the
+// load path from the sign of the even entry of the same tap. The loader writes the entries
+// group-major (the weight image's order), so the even group's entry of a tap is always written
+// before the odd group's: lsign_reg keeps the sign of the last even-group write per tap.
 // bias / mult / shift live in the requant lane that owns the channel (lane = channel / CPL).
 reg [31:0] k_reg = 0;
 reg        lw_v_reg;
 reg [G-1:0]  lw_g_reg;
 reg [NT-1:0] lw_t_reg;
+reg        lw_odd_reg;
 reg [7:0]  lw_w_reg;
 reg [3:0]  lw_m_reg;
-wire [G*NT*8-1:0] wt_w;              // weight of entry g*NT + t
+reg [NT-1:0] lsign_reg = 0;          // per tap: the sign of the weight last written for an even group
+wire [G*NT*9-1:0] wt_w;              // weight of entry g*NT + t (odd g: hi - (lo < 0), 9 bits)
 wire [G*NT*4-1:0] wt_m;              // owner mask of entry g*NT + t
+wire       lw_lsign = |(lsign_reg & lw_t_reg);
+wire [8:0] lw_w9 = {lw_w_reg[7], lw_w_reg} - {8'd0, lw_odd_reg & lw_lsign};
 always @(posedge clk) begin
     lw_v_reg <= ld_here && ld_sel == 3'd0 && ld_group < G && ld_addr < NT;
     lw_g_reg <= {{(G-1){1'b0}}, 1'b1} << ld_group[3:0];
     lw_t_reg <= {{(NT-1){1'b0}}, 1'b1} << ld_addr[4:0];
+    lw_odd_reg <= ld_group[0];
     lw_w_reg <= ld_data[7:0];
     lw_m_reg <= 4'd1 << ld_data[9:8];
+    if (lw_v_reg && !lw_odd_reg) lsign_reg <= (lsign_reg & ~lw_t_reg) | (lw_t_reg & {NT{lw_w_reg[7]}});
     if (ld_here && ld_sel == 3'd4) k_reg <= ld_data;
     if (rst) lw_v_reg <= 1'b0;
 end
@@ -133,15 +157,29 @@ genvar wg, wtp;
 generate
 for (wg = 0; wg < G; wg = wg + 1) begin : wgrp
     for (wtp = 0; wtp < NT; wtp = wtp + 1) begin : wtap
-        reg [7:0] w_q;
         reg [3:0] m_q;
         always @(posedge clk) begin
             if (lw_v_reg && lw_g_reg[wg] && lw_t_reg[wtp]) begin
-                w_q <= lw_w_reg;
                 m_q <= lw_m_reg;
             end
         end
-        assign wt_w[(wg*NT + wtp)*8 +: 8] = w_q;
+        if (wg % 2 == 1) begin : whi
+            reg [8:0] w_q;
+            always @(posedge clk) begin
+                if (lw_v_reg && lw_g_reg[wg] && lw_t_reg[wtp]) begin
+                    w_q <= lw_w9;
+                end
+            end
+            assign wt_w[(wg*NT + wtp)*9 +: 9] = w_q;
+        end else begin : wlo
+            reg [7:0] w_q;
+            always @(posedge clk) begin
+                if (lw_v_reg && lw_g_reg[wg] && lw_t_reg[wtp]) begin
+                    w_q <= lw_w_reg;
+                end
+            end
+            assign wt_w[(wg*NT + wtp)*9 +: 9] = {w_q[7], w_q};
+        end
         assign wt_m[(wg*NT + wtp)*4 +: 4] = m_q;
     end
 end
@@ -309,54 +347,90 @@ always @(posedge clk) begin
 end
 
 // ================================================================ multiply, route, sum
-// stage 1: products; stage 2: per-kernel partial sums over the 5 window rows; stage 3: sums
+// stage 1: products; stage 2: per-kernel partial sums of window rows 0, 1, 2 and 3 + 4; stage 3: sums
 reg        s1_v = 1'b0, s2_v = 1'b0, s3_v = 1'b0;
 reg [4:0]  s1_oy = 0, s1_ox = 0, s2_oy = 0, s2_ox = 0, s3_oy = 0, s3_ox = 0;
 reg        s1_tag = 0, s2_tag = 0, s3_tag = 0;
 reg [PHW-1:0] s1_ph = 0, s2_ph = 0, s3_ph = 0;
 reg [1:0]  s1_sl = 0, s2_sl = 0, s3_sl = 0;
 localparam PW = 18;    // a window row's sum of 5 products: 5 * 127 * 128 < 2^17
+localparam GPA = GA / 2;         // packed-kernel pairs per cycle: one multiplier (DSP48E2) per pair and tap
 // product of (group gg, tap t) for owner s at ((gg*NT + t)*4 + s)*15: the product where the tap's
 // owner is s, else 0 (15-bit signed: |uint7 x int8| <= 127 * 128). The mask becomes the register's
 // synchronous reset, so the adder trees below take plain register outputs.
+// Two products per multiplier: groups gg = 2q (lo) and 2q+1 (hi) share the tap's pixel v, so one
+// DSP48E2 computes P = v * (hi*2^18 + lo) (multiplicand bits [17:0] = lo sign-extended, [26:18] =
+// hi - (lo < 0), stored so at load time): v*lo = P[14:0] (15-bit signed), v*hi = P[32:18] + P[17].
+// The carry P[17] of a hi product is kept (owner-masked like the product, cy_flat) and enters the
+// adder tree as the carry-in of an adder: each row's 4 adders take taps 0..3 of the row, the
+// adder of rows 3 + 4 takes tap 19, the 3 adders of the last stage take taps 4, 9, 14; tap 24
+// (the 25th carry: 24 adders) is added to its product before the mask (one 15-bit increment per
+// pair).
 reg [15*4*GA*NT-1:0] prod_flat = 0;
-reg [PW*OCA*5-1:0] part_flat = 0;
+reg [4*GA*NT-1:0]  cy_flat = 0;  // carry of (group gg, tap t, owner s) at (gg*NT + t)*4 + s (0 for lo groups)
+localparam KPW = 4 * PW + 1;      // stage 2 per kernel: rows 0, 1, 2 (PW bits each), rows 3 + 4 (PW + 1)
+reg [3*GA*4-1:0]   cy2_flat = 0; // the carries of taps 4, 9, 14 one stage later: (gg*4 + s)*3 + row
+reg [KPW*OCA-1:0]  part_flat = 0;
 reg [ACC_W*OCA-1:0] sum_flat = 0;
 
 // a 15-bit signed product sign-extended to PW bits
 function [PW-1:0] sx(input [14:0] v);
     sx = {{(PW-15){v[14]}}, v};
 endfunction
+// a PW-bit signed row sum sign-extended to ACC_W bits
+function [ACC_W-1:0] sxa(input [PW-1:0] v);
+    sxa = {{(ACC_W-PW){v[PW-1]}}, v};
+endfunction
 
-genvar gg, tt, ss, kr;
+genvar gq, gg, tt, ss, kr;
 generate
-for (gg = 0; gg < GA; gg = gg + 1) begin : mgrp
+for (gq = 0; gq < GPA; gq = gq + 1) begin : mpair
     for (tt = 0; tt < NT; tt = tt + 1) begin : mtap
         wire [6:0] px = win_reg[tt / 5][(tt % 5)*7 +: 7];
-        // weight and owner mask of packed kernel ph*GA + gg (a PHASES:1 mux of constant part-selects)
-        reg [7:0] w;
-        reg [3:0] m;
+        // weights and owner masks of packed kernels ph*GA + 2gq (lo) and + 2gq+1 (hi): PHASES:1 muxes
+        // of constant part-selects
+        reg [7:0] wl;
+        reg [8:0] wh;
+        reg [3:0] ml, mh;
         integer pq;
         always @(*) begin
-            w = wt_w[(gg*NT + tt)*8 +: 8];
-            m = wt_m[(gg*NT + tt)*4 +: 4];
+            wl = wt_w[((2*gq)*NT + tt)*9 +: 8];
+            wh = wt_w[((2*gq+1)*NT + tt)*9 +: 9];
+            ml = wt_m[((2*gq)*NT + tt)*4 +: 4];
+            mh = wt_m[((2*gq+1)*NT + tt)*4 +: 4];
             for (pq = 1; pq < PHASES; pq = pq + 1) begin
                 if (ph_reg == pq[PHW-1:0]) begin
-                    w = wt_w[((pq*GA + gg)*NT + tt)*8 +: 8];
-                    m = wt_m[((pq*GA + gg)*NT + tt)*4 +: 4];
+                    wl = wt_w[((pq*GA + 2*gq)*NT + tt)*9 +: 8];
+                    wh = wt_w[((pq*GA + 2*gq+1)*NT + tt)*9 +: 9];
+                    ml = wt_m[((pq*GA + 2*gq)*NT + tt)*4 +: 4];
+                    mh = wt_m[((pq*GA + 2*gq+1)*NT + tt)*4 +: 4];
                 end
             end
         end
+        wire [26:0] ma = {wh, {10{wl[7]}}, wl};     // hi*2^18 + lo
         /* verilator lint_off UNUSEDSIGNAL */
-        wire signed [15:0] p = $signed({1'b0, px}) * $signed(w);    // |p| <= 127 * 128: bit 15 = bit 14
+        wire signed [34:0] pm = $signed(ma) * $signed({1'b0, px});    // |P| < 2^32
         /* verilator lint_on UNUSEDSIGNAL */
+        wire [14:0] plo = pm[14:0];
+        wire [14:0] phi;
+        if (tt == NT - 1) begin : hinc
+            assign phi = pm[32:18] + {14'd0, pm[17]};
+        end else begin : hflr
+            assign phi = pm[32:18];               // floor(v*hi - carry); the carry goes into the tree
+        end
         for (ss = 0; ss < 4; ss = ss + 1) begin : mown
             always @(posedge clk) begin
-                prod_flat[((gg*NT + tt)*4 + ss)*15 +: 15] <= m[ss] ? p[14:0] : 15'd0;
+                prod_flat[(((2*gq)*NT + tt)*4 + ss)*15 +: 15] <= ml[ss] ? plo : 15'd0;
+                prod_flat[(((2*gq+1)*NT + tt)*4 + ss)*15 +: 15] <= mh[ss] ? phi : 15'd0;
+                cy_flat[((2*gq+1)*NT + tt)*4 + ss] <= (tt != NT - 1) && mh[ss] && pm[17];
             end
         end
     end
+end
+for (gg = 0; gg < GA; gg = gg + 1) begin : mgrp
     for (ss = 0; ss < 4; ss = ss + 1) begin : mker
+        wire [PW*5-1:0] rsum;        // per window row kr: the sum of its 5 owner-masked products
+        wire [4:0]      rc4;         // per row: the carry of its tap 4 (not in the row's adders)
         for (kr = 0; kr < 5; kr = kr + 1) begin : mrow
             // sum of the 5 owner-masked products of window row kr (mask decoded at load time)
             wire [14:0] p0 = prod_flat[((gg*NT + kr*5 + 0)*4 + ss)*15 +: 15];
@@ -364,22 +438,40 @@ for (gg = 0; gg < GA; gg = gg + 1) begin : mgrp
             wire [14:0] p2 = prod_flat[((gg*NT + kr*5 + 2)*4 + ss)*15 +: 15];
             wire [14:0] p3 = prod_flat[((gg*NT + kr*5 + 3)*4 + ss)*15 +: 15];
             wire [14:0] p4 = prod_flat[((gg*NT + kr*5 + 4)*4 + ss)*15 +: 15];
+            // carries of the hi products (constant 0 in lo groups): the adders' carry-ins
+            wire c0 = (gg % 2 == 1) && cy_flat[(gg*NT + kr*5 + 0)*4 + ss];
+            wire c1 = (gg % 2 == 1) && cy_flat[(gg*NT + kr*5 + 1)*4 + ss];
+            wire c2 = (gg % 2 == 1) && cy_flat[(gg*NT + kr*5 + 2)*4 + ss];
+            wire c3 = (gg % 2 == 1) && cy_flat[(gg*NT + kr*5 + 3)*4 + ss];
+            assign rc4[kr] = (gg % 2 == 1) && cy_flat[(gg*NT + kr*5 + 4)*4 + ss];
             // balanced tree, each stage one bit wider (two's complement, signs extended)
-            wire [15:0] a01 = {p0[14], p0} + {p1[14], p1};
-            wire [15:0] a23 = {p2[14], p2} + {p3[14], p3};
-            wire [16:0] a03 = {a01[15], a01} + {a23[15], a23};
-            always @(posedge clk) begin
-                part_flat[((gg*4 + ss)*5 + kr)*PW +: PW] <= {a03[16], a03} + sx(p4);
-            end
+            wire [15:0] a01 = {p0[14], p0} + {p1[14], p1} + {15'd0, c0};
+            wire [15:0] a23 = {p2[14], p2} + {p3[14], p3} + {15'd0, c1};
+            wire [16:0] a03 = {a01[15], a01} + {a23[15], a23} + {16'd0, c2};
+            assign rsum[kr*PW +: PW] = {a03[16], a03} + sx(p4) + {{(PW-1){1'b0}}, c3};
         end
-        wire [ACC_W-1:0] q0 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 0)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 0)*PW +: PW]};
-        wire [ACC_W-1:0] q1 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 1)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 1)*PW +: PW]};
-        wire [ACC_W-1:0] q2 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 2)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 2)*PW +: PW]};
-        wire [ACC_W-1:0] q3 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 3)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 3)*PW +: PW]};
-        wire [ACC_W-1:0] q4 = {{(ACC_W-PW){part_flat[((gg*4 + ss)*5 + 4)*PW + PW-1]}}, part_flat[((gg*4 + ss)*5 + 4)*PW +: PW]};
-        wire [ACC_W-1:0] qs = (q0 + q1) + (q2 + q3) + q4;      // two's complement: signs extended above
+        // stage 2 registers: the sums of rows 0, 1, 2 and of rows 3 + 4 (carry of tap 19 as carry-in;
+        // tap 24's carry was added to its product), and the carries of taps 4, 9, 14
+        wire [PW-1:0] r3 = rsum[3*PW +: PW];
+        wire [PW-1:0] r4 = rsum[4*PW +: PW];
         always @(posedge clk) begin
-            sum_flat[(gg*4 + ss)*ACC_W +: ACC_W] <= qs;
+            part_flat[(gg*4 + ss)*KPW +: 3*PW] <= rsum[3*PW-1:0];
+            part_flat[(gg*4 + ss)*KPW + 3*PW +: PW+1] <= {r3[PW-1], r3} + {r4[PW-1], r4} + {{PW{1'b0}}, rc4[3]};
+            cy2_flat[(gg*4 + ss)*3 +: 3] <= rc4[2:0];
+        end
+        // stage 3: three two-input adders, each input narrower than its sum (a 5-operand expression,
+        // or a chain of equal-width sums, becomes a $macc that yosys maps with ~2x the LUTs);
+        // the carries of taps 4, 9, 14 as carry-ins
+        wire [PW-1:0] q0 = part_flat[(gg*4 + ss)*KPW + 0*PW +: PW];
+        wire [PW-1:0] q1 = part_flat[(gg*4 + ss)*KPW + 1*PW +: PW];
+        wire [PW-1:0] q2 = part_flat[(gg*4 + ss)*KPW + 2*PW +: PW];
+        wire [PW:0]   q34 = part_flat[(gg*4 + ss)*KPW + 3*PW +: PW+1];
+        wire [2:0]    c4 = cy2_flat[(gg*4 + ss)*3 +: 3];
+        wire [PW:0] s01 = {q0[PW-1], q0} + {q1[PW-1], q1} + {{PW{1'b0}}, c4[0]};
+        wire [PW:0] s234 = {q2[PW-1], q2} + q34 + {{PW{1'b0}}, c4[1]};      // 3 rows: < 2^18 in magnitude
+        always @(posedge clk) begin
+            sum_flat[(gg*4 + ss)*ACC_W +: ACC_W] <= {{(ACC_W-PW-1){s01[PW]}}, s01} + {{(ACC_W-PW-1){s234[PW]}}, s234}
+                                                    + {{(ACC_W-1){1'b0}}, c4[2]};
         end
     end
 end

@@ -1,4 +1,4 @@
-// sk_conv2: conv2 engine: one winner per cycle, 25 taps x 8 packed kernels in parallel
+// sk_conv2: conv2 engine: one winner per PHASES cycles, 25 taps x 8 / PHASES packed kernels in parallel
 `default_nettype none
 `timescale 1ns / 1ps
 
@@ -35,9 +35,30 @@
 // Select: one row (8 consecutive idx) per cycle: the winners of the row (v > T, or v == T while
 // the tie budget k - count(v > T) lasts, in idx order; v == 0 never) are emitted one per cycle.
 // Winner beat (46 bits): {end, tag, idx[15:0], c[10:0], y[4:0], x[4:0], val[6:0]}.
+//
+// PHASES (1 default, as above; 2 = half the hardware): a winner takes PHASES cycles, NL = 8 / PHASES
+// groups per cycle (PHASES 2: groups 0-3 in the first cycle, 4-7 in the second; s_ready is low in the
+// second). Everything per group above exists per "column" l = g mod NL instead: the weight memory
+// of (tap, l) holds groups l and l + 4 at {phase, ci} (128 entries), the tap muxes, the {owner, qy, qx}
+// registers, the multipliers (100 / PHASES DSPs) and the read-modify-write adders exist once per
+// column, and the S / R memories of (bank, l) hold both groups at {phase, owner, qy, qx} (64 entries:
+// the same bits, so the same LUT-RAM; one write per cycle, because the phases alternate). The copy
+// takes 32 x PHASES cycles. Readout: NL lanes, lane l reads group l, then group l + NL (400 values,
+// ~810 cycles at PHASES 2, still hidden under the ~3,000-cycle scatter), with its 16 kernels'
+// bias / mult / shift at {q, kernel mod 8}; the value memory and select are unchanged. R is a
+// single-port memory at PHASES 2 (the copy and the readout never overlap; RAM64X1S holds 64 bits
+// per LUT, a 64 x 7 simple dual port 56).
+// yosys (synth_xilinx xcup): PHASES 1 37.6k LUT / 11.3k FF / 116 DSP; PHASES 2 24.4k LUT / 5.8k FF /
+// 58 DSP, 3,078 cycles/word on real words (PHASES 1: 1,541).
+// WBRAM = 1: the weights in block RAM instead of LUT RAM. All weight memories are read at the same
+// address, so they form one wide memory: 72-bit words of 4 entries x 18 bits (an entry is written
+// with its 2 byte enables), 25 x NL / 4 RAMB36 (PHASES 2: 25, PHASES 1: 50), registered read as before.
+// PHASES 2 + WBRAM: ~19.8k LUT, 25 RAMB36.
 module sk_conv2 #(
     parameter LAYER_ID = 1,    // position of this layer in the weight image
-    parameter ACC_W    = 26    // accumulator bits (>= acc_bits of the model, 26 always safe)
+    parameter ACC_W    = 26,   // accumulator bits (>= acc_bits of the model, 26 always safe)
+    parameter PHASES   = 1,    // cycles per winner: 1 (8 groups a cycle) or 2 (groups 0-3, then 4-7)
+    parameter WBRAM    = 0     // 1: weights in block RAM (4 entries of 18 bits per 72-bit word) instead of LUT RAM
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -65,8 +86,20 @@ module sk_conv2 #(
 );
 
 localparam G     = 8;      // groups (packed kernels)
+localparam NL    = G / PHASES;   // groups per scatter cycle = readout lanes (8 or 4)
 localparam NB    = 25;     // residue banks
-localparam NBG   = NB * G;
+localparam NBG   = NB * NL;
+localparam AW    = (PHASES == 2) ? 6 : 5;   // accumulator address {phase, owner, qy, qx}
+localparam ACC_N = 32 * PHASES;             // accumulator entries per bank memory
+localparam WAW   = (PHASES == 2) ? 7 : 6;   // weight address {phase, ci}
+localparam RC_END = 400 * PHASES + NL + 4;  // readout cycle when the last lane's value is requantised
+
+initial begin
+    if (PHASES != 1 && PHASES != 2) begin
+        $error("sk_conv2: PHASES must be 1 or 2 (%m)");
+        $finish;
+    end
+end
 localparam EW    = 11;     // weight entry {owner[2:0], weight[7:0]}
 localparam NROW  = 200;    // value-memory rows (1600 / 8)
 
@@ -133,13 +166,21 @@ always @(posedge clk) begin
     end
 end
 wire ld_here = ld_we && ld_layer == LAYER_ID;
+// group g -> lane / memory column gh = g mod NL and phase g / NL
+wire [2:0] ld_gh = (PHASES == 2) ? {1'b0, ld_g_reg[1:0]} : ld_g_reg;
+wire [6:0] ld_wa = (PHASES == 2) ? {ld_g_reg[2], ld_ci_reg} : {1'b0, ld_ci_reg};
 
 // ---------------------------------------------------------------- scatter input
 wire s_end = s_data[45];
-assign s_ready = (sc_state_reg == SC_RUN);
+reg  p1_reg = 1'b0;                // PHASES 2: the second half (groups 4-7) of the winner taken last cycle
+reg  [5:0] ci_hold_reg = 0;
+assign s_ready = (sc_state_reg == SC_RUN) && !p1_reg;
 wire s_take = s_valid && s_ready;
+wire iss = (s_take && !s_end) || p1_reg;                       // a scatter half issued this cycle
+wire [6:0] w_ra = p1_reg ? {1'b1, ci_hold_reg} : {1'b0, s_data[22:17]};   // weight read {phase, ci}
 
 reg        a_valid_reg = 1'b0;     // stage A: weights of all taps / groups read at ci
+reg        a_ph_reg = 1'b0, c_ph_reg = 1'b0, b_ph_reg = 1'b0;   // phase (PHASES 2) of stage A / C / B
 reg [4:0]  a_y_reg = 0, a_x_reg = 0;
 reg [6:0]  a_val_reg = 0;
 reg        c_any_reg;              // stage C (tap selected, multiplying) holds a winner
@@ -147,40 +188,76 @@ reg [6:0]  c_val_reg;
 reg        b_any_reg = 1'b0;       // stage B (read-modify-write) holds a winner
 
 always @(posedge clk) begin
-    a_valid_reg <= s_take && !s_end;
+    a_valid_reg <= iss;
+    p1_reg <= (PHASES == 2) && s_take && !s_end;
+    a_ph_reg <= (PHASES == 2) && p1_reg;
+    c_ph_reg <= a_ph_reg;
+    b_ph_reg <= c_ph_reg;
     if (s_take) begin
         a_y_reg   <= s_data[16:12];
         a_x_reg   <= s_data[11:7];
         a_val_reg <= s_data[6:0];
+        ci_hold_reg <= s_data[22:17];
     end
     c_any_reg <= a_valid_reg;
     c_val_reg <= a_valid_reg ? a_val_reg : 7'd0;   // 0 when empty: P = 0 (the copy relies on it)
     b_any_reg <= c_any_reg;
     if (rst) begin
         a_valid_reg <= 1'b0;
+        p1_reg <= 1'b0;
         c_any_reg <= 1'b0;
         b_any_reg <= 1'b0;
     end
 end
 
-// weight memories: tap t = ky*5 + kx, group g, address ci (one write, one registered read: LUT RAM)
-wire [25*G*EW-1:0] wq_flat;
-genvar t, g, r, b;
+// weight memories: tap t = ky*5 + kx, column gh (groups gh + NL*phase), address {phase, ci}
+// (one write, one registered read: LUT RAM; PHASES 2: 128 entries, read at phase 0 then phase 1)
+wire [25*NL*EW-1:0] wq_flat;
+genvar t, g, r, b, e;
 generate
-for (t = 0; t < 25; t = t + 1) begin : wtap
-    for (g = 0; g < G; g = g + 1) begin : wgrp
-        reg [EW-1:0] wmem [0:63];
-        reg [EW-1:0] wq_reg = 0;
+if (WBRAM) begin : wb
+    // WBRAM: all weight memories are read at the same address, so they are one wide memory: words of
+    // 4 entries (tap, column) x 18 bits (11 used: 2 block-RAM byte enables of 9 bits per entry),
+    // 25 x NL / 4 memories of 72 bits (PHASES 2: 25 of 128 x 72, one RAMB36 each)
+    localparam NE = 25 * NL;
+    localparam NW = (NE + 3) / 4;
+    wire [7:0] ld_e_idx = ld_t_reg * NL + ld_gh;
+    for (t = 0; t < NW; t = t + 1) begin : wword
+        (* ram_style = "block" *) reg [71:0] wmem [0:64*PHASES-1];
+        reg [71:0] wq_reg = 0;
+        wire [1:0] ld_sub = ld_e_idx[1:0];
+        wire       ld_this = ldw_reg && ld_e_idx[7:2] == t;
         always @(posedge clk) begin
-            if (ldw_reg && ld_t_reg == t && ld_g_reg == g) begin
-                wmem[ld_ci_reg] <= ld_e_reg;
-            end
-            if (s_take) begin
-                wq_reg <= wmem[s_data[22:17]];
+            if (ld_this && ld_sub == 2'd0) wmem[ld_wa[WAW-1:0]][17:0]  <= {7'd0, ld_e_reg};
+            if (ld_this && ld_sub == 2'd1) wmem[ld_wa[WAW-1:0]][35:18] <= {7'd0, ld_e_reg};
+            if (ld_this && ld_sub == 2'd2) wmem[ld_wa[WAW-1:0]][53:36] <= {7'd0, ld_e_reg};
+            if (ld_this && ld_sub == 2'd3) wmem[ld_wa[WAW-1:0]][71:54] <= {7'd0, ld_e_reg};
+            if (s_take || p1_reg) begin
+                wq_reg <= wmem[w_ra[WAW-1:0]];
             end
         end
-        assign wq_flat[(t*G+g)*EW +: EW] = wq_reg;
+        for (e = 0; e < 4; e = e + 1) begin : went
+            if (4 * t + e < NE) begin : used
+                assign wq_flat[(4*t+e)*EW +: EW] = wq_reg[e*18 +: EW];
+            end
+        end
     end
+end else begin : wl
+for (t = 0; t < 25; t = t + 1) begin : wtap
+    for (g = 0; g < NL; g = g + 1) begin : wgrp
+        reg [EW-1:0] wmem [0:64*PHASES-1];
+        reg [EW-1:0] wq_reg = 0;
+        always @(posedge clk) begin
+            if (ldw_reg && ld_t_reg == t && ld_gh == g) begin
+                wmem[ld_wa[WAW-1:0]] <= ld_e_reg;
+            end
+            if (s_take || p1_reg) begin
+                wq_reg <= wmem[w_ra[WAW-1:0]];
+            end
+        end
+        assign wq_flat[(t*NL+g)*EW +: EW] = wq_reg;
+    end
+end
 end
 endgenerate
 
@@ -210,7 +287,7 @@ endgenerate
 
 // stage C registers: per bank valid, per bank and group {owner, qy, qx}, per bank and group pair
 // the packed multiplicand; stage B registers: the same with the product
-localparam GP = G / 2;             // group pairs (one multiplier each)
+localparam GP = NL / 2;            // group pairs per scatter cycle (one multiplier each)
 reg  [NB-1:0]     c_valid_reg = 0;
 reg  [NBG*5-1:0]  c_addr_reg = 0;
 reg  [NB-1:0]     b_valid_reg = 0;
@@ -219,8 +296,8 @@ wire [NB*GP*34-1:0] b_p_flat;      // per bank and pair: P = v * (hi*2^18 + lo) 
 
 // tap selection in two 5:1 steps: per row residue the tap row ky (all 5 kx x 8 groups), then per
 // bank the tap column kx
-localparam TROW = 5 * G * EW;
-localparam TCOL = G * EW;
+localparam TROW = 5 * NL * EW;
+localparam TCOL = NL * EW;
 wire [5*TROW-1:0] wrow_flat;
 generate
 for (r = 0; r < 5; r = r + 1) begin : sa_row
@@ -257,23 +334,23 @@ for (b = 0; b < NB; b = b + 1) begin : sa_bank
             b_valid_reg[b] <= 1'b0;
         end
     end
-    for (g = 0; g < G; g = g + 1) begin : sa_grp
+    for (g = 0; g < NL; g = g + 1) begin : sa_grp
         always @(posedge clk) begin
-            c_addr_reg[(b*G+g)*5 +: 5] <= {wsel[g*EW+8 +: 3], rq[RR], cq[RC]};
-            b_addr_reg[(b*G+g)*5 +: 5] <= c_addr_reg[(b*G+g)*5 +: 5];
+            c_addr_reg[(b*NL+g)*5 +: 5] <= {wsel[g*EW+8 +: 3], rq[RR], cq[RC]};
+            b_addr_reg[(b*NL+g)*5 +: 5] <= c_addr_reg[(b*NL+g)*5 +: 5];
         end
     end
     for (g = 0; g < GP; g = g + 1) begin : sa_pair
         // multiplicand hi*2^18 + lo of groups 2g (lo) and 2g+1 (hi): bits [17:0] = lo sign-extended,
-        // bits [26:18] = hi - (lo < 0) (in -128..127)
+        // bits [26:18] = hi - (lo < 0) (in -129..127: 9 bits, hi = -128 with lo < 0 must not wrap)
         wire [7:0]  w_lo = wsel[(2*g)*EW +: 8];
         wire [7:0]  w_hi = wsel[(2*g+1)*EW +: 8];
-        wire [7:0]  hi_adj = w_hi - {7'd0, w_lo[7]};
+        wire [8:0]  hi_adj = {w_hi[7], w_hi} - {8'd0, w_lo[7]};
         reg  [26:0] c_a_reg;
         reg  [33:0] b_p_reg;
         wire signed [33:0] pm = $signed(c_a_reg) * $signed({1'b0, c_val_reg});
         always @(posedge clk) begin
-            c_a_reg <= {hi_adj[7], hi_adj, {10{w_lo[7]}}, w_lo};
+            c_a_reg <= {hi_adj, {10{w_lo[7]}}, w_lo};
             b_p_reg <= pm;
         end
         assign b_p_flat[(b*GP+g)*34 +: 34] = b_p_reg;
@@ -282,51 +359,57 @@ end
 endgenerate
 
 // ---------------------------------------------------------------- readout lanes: counters
-// lane 0 counters; lane g sees them delayed by g cycles
+// lane 0 counters; lane l sees them delayed by l cycles. Lane l reads the groups l + NL*q,
+// q = 0 .. PHASES-1, one after the other (200 pooled values each).
 reg        rc_active_reg = 1'b0;
-reg [8:0]  rc_reg = 0;             // readout cycle
-reg [7:0]  l0_t_reg = 0;
+reg [9:0]  rc_reg = 0;             // readout cycle
+reg [7:0]  l0_t_reg = 0;           // pooled value of the group: s*25 + py*5 + px
+reg        l0_q_reg = 1'b0;        // group phase q (PHASES 2)
 reg [2:0]  l0_s_reg = 0, l0_py_reg = 0, l0_px_reg = 0;
 reg        l0_ph_reg;              // 2 cycles per pooled value: column ox0, then ox0 + 1
 wire       l0_v = (ro_state_reg == RO_READ) && rc_active_reg;
 
-reg [G-2:0]     dl_v_reg = 0;      // lanes 1..7 (lane 0 reads the counters directly)
-reg [(G-1)*8-1:0] dl_t_reg = 0;
-reg [(G-1)*3-1:0] dl_s_reg = 0, dl_py_reg = 0, dl_px_reg = 0;
-reg [G-2:0]     dl_ph_reg;
-wire [G-1:0]   ln_v  = {dl_v_reg, l0_v};
-wire [G*8-1:0] ln_t  = {dl_t_reg, l0_t_reg};
-wire [G*3-1:0] ln_s  = {dl_s_reg, l0_s_reg};
-wire [G*3-1:0] ln_py = {dl_py_reg, l0_py_reg};
-wire [G*3-1:0] ln_px = {dl_px_reg, l0_px_reg};
-wire [G-1:0]   ln_ph = {dl_ph_reg, l0_ph_reg};
+reg [NL-2:0]     dl_v_reg = 0;     // lanes 1..NL-1 (lane 0 reads the counters directly)
+reg [(NL-1)*8-1:0] dl_t_reg = 0;
+reg [(NL-1)*3-1:0] dl_s_reg = 0, dl_py_reg = 0, dl_px_reg = 0;
+reg [NL-2:0]     dl_ph_reg, dl_q_reg;
+wire [NL-1:0]   ln_v  = {dl_v_reg, l0_v};
+wire [NL*8-1:0] ln_t  = {dl_t_reg, l0_t_reg};
+wire [NL*3-1:0] ln_s  = {dl_s_reg, l0_s_reg};
+wire [NL*3-1:0] ln_py = {dl_py_reg, l0_py_reg};
+wire [NL*3-1:0] ln_px = {dl_px_reg, l0_px_reg};
+wire [NL-1:0]   ln_ph = {dl_ph_reg, l0_ph_reg};
+wire [NL-1:0]   ln_q  = {dl_q_reg, l0_q_reg};
 always @(posedge clk) begin
-    dl_v_reg  <= ln_v[G-2:0];
-    dl_t_reg  <= ln_t[(G-1)*8-1:0];
-    dl_s_reg  <= ln_s[(G-1)*3-1:0];
-    dl_py_reg <= ln_py[(G-1)*3-1:0];
-    dl_px_reg <= ln_px[(G-1)*3-1:0];
-    dl_ph_reg <= ln_ph[G-2:0];
+    dl_v_reg  <= ln_v[NL-2:0];
+    dl_t_reg  <= ln_t[(NL-1)*8-1:0];
+    dl_s_reg  <= ln_s[(NL-1)*3-1:0];
+    dl_py_reg <= ln_py[(NL-1)*3-1:0];
+    dl_px_reg <= ln_px[(NL-1)*3-1:0];
+    dl_ph_reg <= ln_ph[NL-2:0];
+    dl_q_reg  <= ln_q[NL-2:0];
     if (rst) begin
         dl_v_reg <= 0;
     end
 end
 
-// per lane g and bank b: readout address and clear
-wire [NBG*5-1:0]     ro_addr_flat;  // index g*NB + b
-wire [NBG*ACC_W-1:0] roq_flat;      // readout-copy data, index b*G + g
+// per lane l and bank b: readout address {q, s, qr, qc} (the low AW bits)
+wire [NBG*6-1:0]     ro_addr_flat;  // index l*NB + b
+wire [NBG*ACC_W-1:0] roq_flat;      // readout-copy data, index b*NL + l
 
 // ---------------------------------------------------------------- accumulator memories
+// one S and one R memory per bank and column l: group l + NL*phase at {phase, owner, qy, qx}
 generate
 for (b = 0; b < NB; b = b + 1) begin : acc_bank
-    for (g = 0; g < G; g = g + 1) begin : acc_grp
+    for (g = 0; g < NL; g = g + 1) begin : acc_grp
         // S: the scatter's accumulators (one read-modify-write port); R: the readout copy, written
         // only by the S -> R copy (which also clears S), read only by the readout lane
-        reg [ACC_W-1:0] sm [0:31];
-        reg [ACC_W-1:0] rm [0:31];
-        wire [4:0] sc_a = b_addr_reg[(b*G+g)*5 +: 5];
-        wire [4:0] ro_a = ro_addr_flat[(g*NB+b)*5 +: 5];
-        wire [4:0] sa = cp_active ? clr_reg[4:0] : sc_a;
+        reg [ACC_W-1:0] sm [0:ACC_N-1];
+        reg [ACC_W-1:0] rm [0:ACC_N-1];
+        wire [5:0] sc_a6 = {b_ph_reg, b_addr_reg[(b*NL+g)*5 +: 5]};
+        wire [AW-1:0] sc_a = sc_a6[AW-1:0];
+        wire [AW-1:0] ro_a = ro_addr_flat[(g*NB+b)*6 +: AW];
+        wire [AW-1:0] sa = cp_active ? clr_reg[AW-1:0] : sc_a;
         wire       swe = cp_active || b_valid_reg[b];
         wire [ACC_W-1:0] sq = sm[sa];
         // S and R hold T = acc - 1, so the copy clears S to T = -1 through the adder itself
@@ -348,11 +431,25 @@ for (b = 0; b < NB; b = b + 1) begin : acc_bank
             if (swe) begin
                 sm[sa] <= sd;
             end
-            if (cp_active) begin
-                rm[clr_reg[4:0]] <= sq;
-            end
         end
-        assign roq_flat[(b*G+g)*ACC_W +: ACC_W] = rm[ro_a];
+        if (PHASES == 2) begin : r1p
+            // the copy (RO_IDLE) and the readout never overlap: one address, a single-port memory
+            // (64 deep: RAM64X1S, 64 bits per LUT, instead of 56 for a 64 x 7 simple dual port)
+            wire [AW-1:0] ra = cp_active ? clr_reg[AW-1:0] : ro_a;
+            always @(posedge clk) begin
+                if (cp_active) begin
+                    rm[ra] <= sq;
+                end
+            end
+            assign roq_flat[(b*NL+g)*ACC_W +: ACC_W] = rm[ra];
+        end else begin : r2p
+            always @(posedge clk) begin
+                if (cp_active) begin
+                    rm[clr_reg[AW-1:0]] <= sq;
+                end
+            end
+            assign roq_flat[(b*NL+g)*ACC_W +: ACC_W] = rm[ro_a];
+        end
     end
 end
 endgenerate
@@ -362,15 +459,16 @@ function signed [ACC_W-1:0] smax(input signed [ACC_W-1:0] x0, input signed [ACC_
     smax = (x0 > x1) ? x0 : x1;
 endfunction
 
-wire [G-1:0]   rq_valid;
-wire [G*7-1:0] rq_y;
-wire [G*8-1:0] rq_t;
-wire [G*8-1:0] rq_va;              // value-memory row of the requantised value: g*25 + t/8
+wire [NL-1:0]   rq_valid;
+wire [NL*7-1:0] rq_y;
+wire [NL*8-1:0] rq_t;
+wire [NL*8-1:0] rq_va;             // value-memory row of the requantised value: g*25 + t/8
 
 generate
-for (g = 0; g < G; g = g + 1) begin : lane
+for (g = 0; g < NL; g = g + 1) begin : lane
     wire       v  = ln_v[g];
     wire [2:0] s  = ln_s[g*3 +: 3];
+    wire       q  = ln_q[g];
     wire [3:0] oy0 = {ln_py[g*3 +: 3], 1'b0};
     wire [3:0] ox0 = {ln_px[g*3 +: 3], 1'b0};
     wire [3:0] ry0 = {1'b0, mod5({1'b0, oy0})}, ry1 = {1'b0, mod5({1'b0, oy0} + 5'd1)};
@@ -383,9 +481,9 @@ for (g = 0; g < G; g = g + 1) begin : lane
     wire [3:0] oxp = ox0 + {3'd0, ph};                 // the column read in this cycle
     wire       qcp = (oxp >= 4'd5);
     for (b = 0; b < NB; b = b + 1) begin : bk
-        assign ro_addr_flat[(g*NB+b)*5 +: 5] = {s, qr[b/5], qcp};
+        assign ro_addr_flat[(g*NB+b)*6 +: 6] = {q, s, qr[b/5], qcp};
     end
-    // the 2 partners of this cycle: banks (ry0|ry1, rxp) of this group, selected by one-hot AND-OR
+    // the 2 partners of this cycle: banks (ry0|ry1, rxp) of this lane, selected by one-hot AND-OR
     // muxes (first the column per row residue, then the two rows); the pool is the max over 2 cycles
     wire [4:0] hy0, hy1, hxp;
     wire [3:0] rxp = ph ? rx1 : rx0;
@@ -401,7 +499,7 @@ for (g = 0; g < G; g = g + 1) begin : lane
         cx = 0;
         for (bi = 0; bi < NB; bi = bi + 1) begin
             cx[(bi/5)*ACC_W +: ACC_W] = cx[(bi/5)*ACC_W +: ACC_W]
-                | (roq_flat[(bi*G+g)*ACC_W +: ACC_W] & {ACC_W{hxp[bi%5]}});
+                | (roq_flat[(bi*NL+g)*ACC_W +: ACC_W] & {ACC_W{hxp[bi%5]}});
         end
         q0 = 0;
         q1 = 0;
@@ -417,20 +515,27 @@ for (g = 0; g < G; g = g + 1) begin : lane
     end
     wire signed [ACC_W-1:0] pool = smax(pm0_reg, pmax);
 
-    // bias / mult / shift of this group's 8 kernels
-    reg [31:0] bias_mem [0:7];
-    reg [15:0] mult_mem [0:7];
-    reg [5:0]  shift_mem [0:7];
+    // bias / mult / shift of this lane's kernels: group g + NL*q' at {q', kernel mod 8}
+    localparam PD = 8 * PHASES;
+    reg [31:0] bias_mem [0:PD-1];
+    reg [15:0] mult_mem [0:PD-1];
+    reg [5:0]  shift_mem [0:PD-1];
     reg [31:0] bias_q_reg = 0;
     reg [15:0] mult_q_reg = 0;
     reg [5:0]  shift_q_reg = 0;
+    // kernel o = ld_addr[5:0] belongs to group o / 8: this lane when (o / 8) mod NL == g
+    wire       ld_lane = (PHASES == 2) ? (ld_addr[4:3] == g) : (ld_addr[5:3] == g);
+    wire [3:0] ld_pa4 = {ld_addr[5], ld_addr[2:0]};
+    wire [3:0] rd_pa4 = {q, s};
+    wire [3:0] ld_pa = (PHASES == 2) ? ld_pa4 : {1'b0, ld_addr[2:0]};
+    wire [3:0] rd_pa = (PHASES == 2) ? rd_pa4 : {1'b0, s};
     always @(posedge clk) begin
-        if (ld_here && ld_addr[5:3] == g && ld_sel == 3'd1) bias_mem[ld_addr[2:0]] <= ld_data;
-        if (ld_here && ld_addr[5:3] == g && ld_sel == 3'd2) mult_mem[ld_addr[2:0]] <= ld_data[15:0];
-        if (ld_here && ld_addr[5:3] == g && ld_sel == 3'd3) shift_mem[ld_addr[2:0]] <= ld_data[5:0];
-        bias_q_reg  <= bias_mem[s];
-        mult_q_reg  <= mult_mem[s];
-        shift_q_reg <= shift_mem[s];
+        if (ld_here && ld_lane && ld_sel == 3'd1) bias_mem[ld_pa[PHASES+1:0]] <= ld_data;
+        if (ld_here && ld_lane && ld_sel == 3'd2) mult_mem[ld_pa[PHASES+1:0]] <= ld_data[15:0];
+        if (ld_here && ld_lane && ld_sel == 3'd3) shift_mem[ld_pa[PHASES+1:0]] <= ld_data[5:0];
+        bias_q_reg  <= bias_mem[rd_pa[PHASES+1:0]];
+        mult_q_reg  <= mult_mem[rd_pa[PHASES+1:0]];
+        shift_q_reg <= shift_mem[rd_pa[PHASES+1:0]];
     end
 
     reg        r1_v_reg = 1'b0, r2_v_reg = 1'b0;
@@ -439,10 +544,12 @@ for (g = 0; g < G; g = g + 1) begin : lane
     reg [15:0] r2_mult_reg = 0;
     reg [5:0]  r2_shift_reg = 0;
     reg [7:0]  r1_t_reg = 0, r2_t_reg = 0, r3_t_reg = 0, r4_t_reg = 0, r5_t_reg = 0;
+    reg        r1_q_reg = 0, r2_q_reg = 0, r3_q_reg = 0, r4_q_reg = 0, r5_q_reg = 0;
     always @(posedge clk) begin
         r1_v_reg     <= v && ph;
         r1_pool_reg  <= pool;
         r1_t_reg     <= ln_t[g*8 +: 8];
+        r1_q_reg     <= q;
         r2_v_reg     <= r1_v_reg;
         r2_acc_reg   <= {{(32-ACC_W){r1_pool_reg[ACC_W-1]}}, r1_pool_reg} + $signed(bias_q_reg) + 32'sd1;  // T + 1
         r2_mult_reg  <= mult_q_reg;
@@ -451,6 +558,10 @@ for (g = 0; g < G; g = g + 1) begin : lane
         r3_t_reg     <= r2_t_reg;
         r4_t_reg     <= r3_t_reg;
         r5_t_reg     <= r4_t_reg;
+        r2_q_reg     <= r1_q_reg;
+        r3_q_reg     <= r2_q_reg;
+        r4_q_reg     <= r3_q_reg;
+        r5_q_reg     <= r4_q_reg;
         if (rst) begin
             r1_v_reg <= 1'b0;
             r2_v_reg <= 1'b0;
@@ -462,7 +573,8 @@ for (g = 0; g < G; g = g + 1) begin : lane
     );
     assign rq_t[g*8 +: 8] = r5_t_reg;
     localparam [7:0] VBASE = g * 25;
-    assign rq_va[g*8 +: 8] = VBASE + {3'd0, r5_t_reg[7:3]};
+    localparam [7:0] VBASE1 = (g + NL) * 25;          // group g + NL (PHASES 2)
+    assign rq_va[g*8 +: 8] = (r5_q_reg ? VBASE1 : VBASE) + {3'd0, r5_t_reg[7:3]};
 end
 endgenerate
 
@@ -470,9 +582,9 @@ wire rq_take = (ro_state_reg == RO_READ);   // requantiser output counts only du
 
 // ---------------------------------------------------------------- histograms (one per lane)
 reg  [7:0]    th_t_reg = 0;
-wire [G*11-1:0] hq_flat;
+wire [NL*11-1:0] hq_flat;
 generate
-for (g = 0; g < G; g = g + 1) begin : hist_lane
+for (g = 0; g < NL; g = g + 1) begin : hist_lane
     reg [10:0] hist [0:127];
     wire [6:0] y = rq_y[g*7 +: 7];
     wire [6:0] ha = (ro_state_reg == RO_THRESH) ? th_t_reg[6:0] : y;
@@ -494,7 +606,7 @@ reg [14:0] th_cnt;
 integer hi;
 always @* begin
     th_cnt = 0;
-    for (hi = 0; hi < G; hi = hi + 1) begin
+    for (hi = 0; hi < NL; hi = hi + 1) begin
         th_cnt = th_cnt + hq_flat[hi*11 +: 11];
     end
 end
@@ -515,7 +627,7 @@ for (j = 0; j < 8; j = j + 1) begin : vcol
         vwe = 1'b0;
         vwa = 0;
         vwd = 0;
-        for (li = 0; li < G; li = li + 1) begin
+        for (li = 0; li < NL; li = li + 1) begin
             if (rq_valid[li] && rq_t[li*8 +: 3] == j) begin
                 vwe = 1'b1;
                 vwa = rq_va[li*8 +: 8];
@@ -616,14 +728,15 @@ always @(posedge clk) begin
             end
         end
         SC_COPY: begin
-            // entry clr_reg of every bank: R <= S, S <= 0 (32 cycles, the scatter waits)
+            // entry clr_reg of every bank: R <= S, S <= 0 (32 x PHASES cycles, the scatter waits)
             clr_reg <= clr_reg + 1'b1;
-            if (clr_reg == 8'd31) begin
+            if (clr_reg == ACC_N - 1) begin
                 ro_tag_reg <= sc_tag_reg;
                 ro_state_reg <= RO_READ;
                 rc_reg <= 0;
                 rc_active_reg <= 1'b1;
                 l0_t_reg <= 0;
+                l0_q_reg <= 1'b0;
                 l0_s_reg <= 0;
                 l0_py_reg <= 0;
                 l0_px_reg <= 0;
@@ -655,12 +768,17 @@ always @(posedge clk) begin
                 end else begin
                     l0_px_reg <= l0_px_reg + 1'b1;
                 end
-                if (l0_t_reg == NROW - 1) begin
-                    rc_active_reg <= 1'b0;
+                if (l0_t_reg == 8'd199) begin
+                    // the 200 values of a group done: next group phase, or the lane is finished
+                    l0_t_reg <= 0;
+                    l0_q_reg <= (PHASES == 2);
+                    if (PHASES == 1 || l0_q_reg) begin
+                        rc_active_reg <= 1'b0;
+                    end
                 end
             end
-            // lane 7 reads its last value at rc 406; requantised at 411
-            if (rc_reg == 9'd412) begin
+            // lane NL-1 reads its last value at rc 400 PHASES + NL - 2; requantised 5 cycles later
+            if (rc_reg == RC_END) begin
                 ro_state_reg <= RO_THRESH;
                 th_t_reg <= 8'd127;
                 th_found_reg <= 1'b0;
@@ -720,7 +838,7 @@ always @(posedge clk) begin
     end
 end
 
-assign busy = (sc_state_reg != SC_RUN) || a_valid_reg || c_any_reg || b_any_reg || (ro_state_reg != RO_IDLE);
+assign busy = (sc_state_reg != SC_RUN) || p1_reg || a_valid_reg || c_any_reg || b_any_reg || (ro_state_reg != RO_IDLE);
 assign stall = (ro_state_reg == RO_SELECT || ro_state_reg == RO_END) && m_afull;
 
 endmodule

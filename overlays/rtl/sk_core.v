@@ -9,7 +9,13 @@ module sk_core #(
     parameter L1_FIFO_DEPTH = 2048,  // conv1 -> conv2 winners (>= k1 + 1 keeps conv1 from stalling; shipped k1 = 1505)
     parameter L2_FIFO_DEPTH = 256,   // conv2 -> fc1 winners (>= k2 + 1)
     parameter L3_FIFO_DEPTH = 256,   // fc1 -> fc2 winners (>= k3 + 1)
-    parameter RES_DEPTH     = 2      // results waiting for the collector (power of two)
+    parameter RES_DEPTH     = 2,     // results waiting for the collector (power of two)
+    // engine sizes (the defaults are the full-speed core; CONV1_PHASES 4, CONV2_PHASES 2, FC1_LANES 2
+    // is the small configuration: about half the multipliers, about twice the cycles per word)
+    parameter CONV1_PHASES  = 2,     // sk_conv1 cycles per conv position: 1, 2 or 4
+    parameter CONV2_PHASES  = 1,     // sk_conv2 cycles per winner: 1 or 2
+    parameter FC1_LANES     = 8,     // sk_fc (fc1) readout lanes: 1, 2, 4 or 8
+    parameter CONV2_WBRAM   = 0      // 1: sk_conv2's weights in block RAM (PHASES 2: 25 RAMB36 for ~4.6k LUT)
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -49,7 +55,7 @@ wire [3:0]  stall_v;
 
 // conv1: dense-input engine (sk_conv1.v): reads the input beats itself (two-word buffer, TLAST
 // framing), conv + 2x2 max-pool + requant, k-WTA select; winners in idx order
-sk_conv1 #(.LAYER_ID(0), .ACC_W(20)) conv1_inst (
+sk_conv1 #(.LAYER_ID(0), .ACC_W(20), .PHASES(CONV1_PHASES)) conv1_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
@@ -63,8 +69,9 @@ sk_fifo #(.WIDTH(46), .DEPTH(L1_FIFO_DEPTH), .AFULL_SLACK(4)) fifo1_inst (
     .m_data(w1_q), .m_valid(w1_valid), .m_ready(w1_ready), .count()
 );
 
-// conv2: dedicated engine (sk_conv2.v): one winner per cycle, 25 taps x 8 packed kernels in parallel
-sk_conv2 #(.LAYER_ID(1), .ACC_W(26)) conv2_inst (
+// conv2: dedicated engine (sk_conv2.v): one winner per CONV2_PHASES cycles, 25 taps x 8 / CONV2_PHASES
+// packed kernels in parallel
+sk_conv2 #(.LAYER_ID(1), .ACC_W(26), .PHASES(CONV2_PHASES), .WBRAM(CONV2_WBRAM)) conv2_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w1_q), .s_valid(w1_valid), .s_ready(w1_ready),
@@ -77,7 +84,7 @@ sk_fifo #(.WIDTH(46), .DEPTH(L2_FIFO_DEPTH), .AFULL_SLACK(4)) fifo2_inst (
     .m_data(w2_q), .m_valid(w2_valid), .m_ready(w2_ready), .count()
 );
 
-sk_fc #(.LAYER_ID(2), .FAN_IN(1600), .OUT_C(1500), .N_PACK(25), .FINAL(0), .ACC_W(26), .LANES(8),
+sk_fc #(.LAYER_ID(2), .FAN_IN(1600), .OUT_C(1500), .N_PACK(25), .FINAL(0), .ACC_W(26), .LANES(FC1_LANES),
         .PINGPONG(1)) fc1_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),

@@ -5,8 +5,14 @@
 // Input: a stream of non-zero activations ("winners") of one word, then an end
 // beat. For each winner, all G packed kernels are read at fan-in position
 // f = the winner's index (one weight memory per group), multiplied by the
-// winner (one multiplier per group) and routed by the stored owner id to that
-// group's accumulator of kernel g*N_PACK+owner (the Route step).
+// winner and routed by the stored owner id to that group's accumulator of
+// kernel g*N_PACK+owner (the Route step). The winner value is shared by all
+// groups, so groups 2p and 2p+1 share one multiplier (a DSP48E2, two products
+// as in sk_conv2: P = v * (hi*2^18 + lo), the hi product's carry P[17] is the
+// accumulator adder's carry-in): ceil(G/2) multipliers (fc1: 30), the last
+// group alone when G is odd. The odd group's memory stores hi - (lo < 0) (9
+// bits), computed on the load path; this needs the entries group-major (the
+// weight image's and sk_loader's order).
 // After the end beat (the "back end"): read out every kernel once (clearing
 // it), add the bias, requantise, write the value memory and a 128-bin
 // histogram; scan the histogram from the top for the k-WTA threshold T; scan
@@ -84,13 +90,13 @@ localparam G     = OUT_C / N_PACK;                    // packed kernels (groups)
 localparam DEPTH = N_PACK;                            // accumulator entries per group (its kernels)
 localparam N_OUT = OUT_C;                             // layer outputs
 localparam OWN_W = (N_PACK > 1) ? $clog2(N_PACK) : 1;
+localparam OST   = (N_PACK > 1) ? OWN_W : 0;               // owner bits stored per weight (none: one owner)
 localparam FW    = (FAN_IN > 1) ? $clog2(FAN_IN) : 1;
 localparam AW    = (DEPTH > 1) ? $clog2(DEPTH) : 1;
 localparam OCW   = (OUT_C > 1) ? $clog2(OUT_C) : 1;
 localparam VW    = (N_OUT > 1) ? $clog2(N_OUT) : 1;
 localparam CNT_W = $clog2(N_OUT + 1);
 localparam CLR_N = (DEPTH > 128) ? DEPTH : 128;
-localparam EW    = 8 + OWN_W;                         // stored entry: owner, weight
 localparam L     = LANES;
 localparam LSH   = (L > 1) ? $clog2(L) : 0;           // log2(LANES)
 localparam NSTEP = (G + L - 1) / L;                   // readout steps (LANES groups each)
@@ -192,27 +198,119 @@ reg        ro_buf_q_reg = 1'b0;
 
 wire ro_phase = (bs_reg == B_READOUT);
 
-// ---------------------------------------------------------------- memories per group
-wire [ACC_W*NSTEP*L-1:0] acc_ro_flat;   // accumulator read data of all groups (back-end buffer), padded
+// ---------------------------------------------------------------- weights and multipliers
+// Entry writes go through one register stage: the odd group of a pair (2p+1, "hi") stores
+// hi - (lo < 0) in 9 bits, lo being the weight of group 2p at the same fan-in position. The loader
+// writes the entries group-major (the weight image's order), so group 2p's entry at f is written
+// before group 2p+1's: a 1-bit memory keeps the sign of the last even-group weight per position.
+reg        le_v_reg = 1'b0;
+reg [7:0]  le_g_reg = 0;
+reg [FW-1:0] le_f_reg = 0;
+reg [7:0]  le_w_reg = 0;
+reg [OWN_W-1:0] le_o_reg = 0;
+reg        le_s_reg = 1'b0;           // sign of the even group's weight at le_f
+// (block RAM: yosys 0.23 fails mapping a 1-bit single-port memory this deep to LUT RAM)
+(* ram_style = "block" *) reg lsign_mem [0:FAN_IN-1];
+wire       ld_entry = ld_here && ld_sel == 3'd0;
+always @(posedge clk) begin
+    le_v_reg <= ld_entry;
+    le_g_reg <= ld_group;
+    le_f_reg <= ld_addr[FW-1:0];
+    le_w_reg <= ld_data[7:0];
+    le_o_reg <= ld_data[8 +: OWN_W];
+    if (ld_entry && !ld_group[0]) begin
+        lsign_mem[ld_addr[FW-1:0]] <= ld_data[7];
+    end
+    le_s_reg <= lsign_mem[ld_addr[FW-1:0]];
+    if (rst) begin
+        le_v_reg <= 1'b0;
+    end
+end
+wire [8:0] le_w9 = {le_w_reg[7], le_w_reg} - {8'd0, le_s_reg};
+
+// Multiply: the winner value v is shared by all groups, so groups 2p (lo) and 2p+1 (hi) share one
+// multiplier (a DSP48E2): P = v * (hi*2^18 + lo) (multiplicand bits [17:0] = lo sign-extended,
+// [26:18] = the stored hi - (lo < 0)); v*lo = P[14:0] (15-bit signed), v*hi = P[32:18] + P[17],
+// the carry P[17] entering the accumulator adder as its carry-in. With an odd G the last group
+// has a multiplier of its own.
+wire [G*AW-1:0] addr1_flat;           // stage 1: owner (accumulator address) per group
+wire [G*16-1:0] prod1_flat;           // stage 1: product per group (hi: without its carry)
+wire [G-1:0]    cy1_flat;             // stage 1: carry of the hi products (0 for the others)
+wire [G*9-1:0]  wq_flat;              // stage 1: weight per group, 9 bits (hi: hi - (lo < 0))
 
 genvar g, b, u, j;
 generate
-for (g = 0; g < G; g = g + 1) begin : grp
-    reg [EW-1:0] wmem [0:FAN_IN-1];
-    reg [EW-1:0] wq_reg = 0;
-    always @(posedge clk) begin
-        if (ld_here && ld_sel == 3'd0 && ld_group == g) begin
-            wmem[ld_addr[FW-1:0]] <= {ld_data[8 +: OWN_W], ld_data[7:0]};
+for (g = 0; g < G; g = g + 1) begin : wgrp
+    if (g % 2 == 1) begin : whi                 // hi of a pair: hi - (lo < 0), 9 bits
+        reg [9+OST-1:0] wmem [0:FAN_IN-1];
+        reg [9+OST-1:0] wq_reg = 0;
+        wire [9+OWN_W-1:0] wd = {le_o_reg, le_w9};
+        always @(posedge clk) begin
+            if (le_v_reg && le_g_reg == g) begin
+                wmem[le_f_reg] <= wd[9+OST-1:0];
+            end
+            if (s0_valid) begin
+                wq_reg <= wmem[s0_f];
+            end
         end
-        if (s0_valid) begin
-            wq_reg <= wmem[s0_f];
+        if (N_PACK > 1) begin : own
+            assign addr1_flat[g*AW +: AW] = wq_reg[9 +: OWN_W];
+        end else begin : noown
+            assign addr1_flat[g*AW +: AW] = {AW{1'b0}};
         end
+        assign wq_flat[g*9 +: 9] = wq_reg[8:0];
+    end else begin : wlo
+        reg [8+OST-1:0] wmem [0:FAN_IN-1];
+        reg [8+OST-1:0] wq_reg = 0;
+        wire [8+OWN_W-1:0] wd = {le_o_reg, le_w_reg};
+        always @(posedge clk) begin
+            if (le_v_reg && le_g_reg == g) begin
+                wmem[le_f_reg] <= wd[8+OST-1:0];
+            end
+            if (s0_valid) begin
+                wq_reg <= wmem[s0_f];
+            end
+        end
+        if (N_PACK > 1) begin : own
+            assign addr1_flat[g*AW +: AW] = wq_reg[8 +: OWN_W];
+        end else begin : noown
+            assign addr1_flat[g*AW +: AW] = {AW{1'b0}};
+        end
+        assign wq_flat[g*9 +: 9] = {wq_reg[7], wq_reg[7:0]};
     end
+end
+for (g = 0; g < (G + 1) / 2; g = g + 1) begin : mpair
+    wire [7:0] w_lo = wq_flat[(2*g)*9 +: 8];
+    if (2*g + 1 < G) begin : pair
+        wire [8:0]  w_hi = wq_flat[(2*g+1)*9 +: 9];
+        wire [26:0] ma = {w_hi, {10{w_lo[7]}}, w_lo};      // hi*2^18 + lo
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire signed [34:0] pm = $signed(ma) * $signed({1'b0, s1_val_reg});   // |P| < 2^32
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign prod1_flat[(2*g)*16 +: 16]   = {pm[14], pm[14:0]};
+        assign prod1_flat[(2*g+1)*16 +: 16] = {pm[32], pm[32:18]};
+        assign cy1_flat[2*g]   = 1'b0;
+        assign cy1_flat[2*g+1] = pm[17];
+    end else begin : single
+        wire signed [15:0] ps = $signed({1'b0, s1_val_reg}) * $signed(w_lo);
+        assign prod1_flat[(2*g)*16 +: 16] = ps;
+        assign cy1_flat[2*g] = 1'b0;
+    end
+end
+endgenerate
 
+// ---------------------------------------------------------------- accumulators per group
+wire [ACC_W*NSTEP*L-1:0] acc_ro_flat;   // accumulator read data of all groups (back-end buffer), padded
+
+generate
+for (g = 0; g < G; g = g + 1) begin : grp
     // stage 1: route by owner (the accumulator address is the owner: the kernel's slot in the group)
-    wire [AW-1:0] addr1 = wq_reg[8 +: OWN_W];
-    wire signed [7:0] w = wq_reg[7:0];
-    wire signed [15:0] prod1 = $signed({1'b0, s1_val_reg}) * w;
+    wire [AW-1:0] addr1 = addr1_flat[g*AW +: AW];
+    wire signed [15:0] prod1 = prod1_flat[g*16 +: 16];
+    reg        cy2_reg = 1'b0;
+    always @(posedge clk) begin
+        cy2_reg <= cy1_flat[g];
+    end
 
     reg [AW-1:0] addr2_reg = 0, addr2p_reg = 0;
     reg signed [15:0] prod2_reg = 0;
@@ -222,7 +320,11 @@ for (g = 0; g < G; g = g + 1) begin : grp
     wire [ACC_W-1:0] ro_q = (NBUF > 1 && ro_buf_q_reg) ? buf_q[ACC_W*NBUF-1 -: ACC_W] : buf_q[0 +: ACC_W];
     // forward the previous write-back when it hit the same entry (read-modify-write hazard)
     wire fwd = s2p_valid_reg && addr2p_reg == addr2_reg;
-    wire signed [ACC_W-1:0] sum2 = (fwd ? sum2p_reg : rd2) + prod2_reg;
+    // (unsigned operands, sign extended by hand: with a 1-bit carry in a signed expression yosys
+    // builds a 3-operand $macc instead of one adder with the carry as its carry-in)
+    wire [ACC_W-1:0] acc2 = fwd ? sum2p_reg : rd2;
+    wire signed [ACC_W-1:0] sum2 = acc2 + {{(ACC_W-16){prod2_reg[15]}}, prod2_reg}
+                                   + {{(ACC_W-1){1'b0}}, cy2_reg};     // hi: the carry-in
 
     always @(posedge clk) begin
         addr2_reg <= addr1;

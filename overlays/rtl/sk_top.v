@@ -10,7 +10,11 @@
 module sk_top #(
     parameter N_COPIES      = 1,    // core copies (1..64); 20 for the U250 build, 1..2 for ZU3EG
     parameter IN_FIFO_DEPTH = 16,   // input beats buffered per copy in front of its two-word buffer
-    parameter RES_DEPTH     = 2     // results buffered per copy (power of two)
+    parameter RES_DEPTH     = 2,    // results buffered per copy (power of two)
+    parameter CONV1_PHASES  = 2,    // engine sizes of every copy (sk_core; 4 / 2 / 2 = the small ZU3EG-sized core)
+    parameter CONV2_PHASES  = 1,
+    parameter FC1_LANES     = 8,
+    parameter CONV2_WBRAM   = 0
 ) (
     input  wire        clk,
     input  wire        rst,          // synchronous, active high
@@ -157,7 +161,8 @@ for (i = 0; i < N_COPIES; i = i + 1) begin : copy
         .s_ready(in_ready[i]), .s_afull(), .m_data(q), .m_valid(q_valid), .m_ready(q_ready), .count(cnt)
     );
     assign fifo_nonempty[i] = q_valid || cnt != 0;
-    sk_core #(.RES_DEPTH(RES_DEPTH)) core_inst (
+    sk_core #(.RES_DEPTH(RES_DEPTH), .CONV1_PHASES(CONV1_PHASES), .CONV2_PHASES(CONV2_PHASES),
+              .FC1_LANES(FC1_LANES), .CONV2_WBRAM(CONV2_WBRAM)) core_inst (
         .clk(clk), .rst(dp_rst),
         .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr),
         .ld_data(ld_data),

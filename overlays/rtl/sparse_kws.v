@@ -5,7 +5,11 @@
 module sparse_kws #(
     parameter N_COPIES      = 1,    // core copies behind the map-reduce (REG.N_COPIES)
     parameter IN_FIFO_DEPTH = 16,   // input beats buffered per copy
-    parameter RES_DEPTH     = 2     // results buffered per copy
+    parameter RES_DEPTH     = 2,    // results buffered per copy
+    parameter CONV1_PHASES  = 2,    // engine sizes of every copy (sk_core; the block design's CORE_CONFIGS)
+    parameter CONV2_PHASES  = 1,
+    parameter FC1_LANES     = 8,
+    parameter CONV2_WBRAM   = 0
 ) (
     input  wire        aclk,
     input  wire        aresetn,     // active low, synchronous
@@ -41,7 +45,9 @@ module sparse_kws #(
     output wire        m_axis_tlast
 );
 
-sk_top #(.N_COPIES(N_COPIES), .IN_FIFO_DEPTH(IN_FIFO_DEPTH), .RES_DEPTH(RES_DEPTH)) top_inst (
+sk_top #(.N_COPIES(N_COPIES), .IN_FIFO_DEPTH(IN_FIFO_DEPTH), .RES_DEPTH(RES_DEPTH),
+        .CONV1_PHASES(CONV1_PHASES), .CONV2_PHASES(CONV2_PHASES), .FC1_LANES(FC1_LANES),
+        .CONV2_WBRAM(CONV2_WBRAM)) top_inst (
     .clk(aclk), .rst(!aresetn),
     .s_axil_awaddr(s_axi_control_awaddr), .s_axil_awprot(s_axi_control_awprot),
     .s_axil_awvalid(s_axi_control_awvalid), .s_axil_awready(s_axi_control_awready),

@@ -45,7 +45,9 @@ def zynq_tcl(d: dict, out_dir: str) -> str:
               f"set_property -dict [list {cfg}] [get_bd_cells {dma['name']}]"]
     for core in d["cores"]:
         t += [f"create_bd_cell -type module -reference sparse_kws {core['name']}",
-              f"set_property CONFIG.N_COPIES {{{core['n_copies']}}} [get_bd_cells {core['name']}]"]
+              f"set_property -dict [list CONFIG.N_COPIES {{{core['n_copies']}}}"
+              + "".join(f" CONFIG.{k} {{{v}}}" for k, v in core["parameters"].items())
+              + f"] [get_bd_cells {core['name']}]"]
     for ic in d["interconnects"]:
         t += [f"create_bd_cell -type ip -vlnv {ic['vlnv']} {ic['name']}",
               f"set_property -dict [list CONFIG.NUM_SI {{{len(ic['slaves'])}}} CONFIG.NUM_MI {{{len(ic['masters'])}}}] "
@@ -78,7 +80,8 @@ def u250_tcl(d: dict, out_dir: str) -> str:
         f"create_project -force sparse_kws_xo {out_dir}/xo_proj -part {d['part']}",
         f"add_files [list {' '.join('$rtl/' + f for f in RTL)}]",
         "set_property top sparse_kws [current_fileset]",
-        f"set_property generic N_COPIES={n} [current_fileset]",
+        "set_property generic {" + " ".join([f"N_COPIES={n}"] + [f"{k}={v}" for k, v in
+                                                   d["cores"][0]["parameters"].items()]) + "} [current_fileset]",
         f"ipx::package_project -root_dir {out_dir}/ip -vendor numenta-pynq-sparse -library kws -taxonomy /KernelIP "
         "-import_files -set_current false",
         f"ipx::unload_core {out_dir}/ip/component.xml",

@@ -57,6 +57,11 @@ LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D"
 YOSYS_FLOW = "synth_xilinx -family xcup -noiopad -noclkbuf"   # part of every cache key
 CORE_TOP = "sk_core.v"
 
+# Configurations of one copy (sk_core parameters over its defaults; overlays/tests/common.py, which
+# the testbenches share): every board gets the configuration with the most modeled words/s
+# (copies that fit x clock / cycles); ties go to the first one listed.
+from common import CORE_CONFIGS as CONFIGS  # noqa: E402
+
 
 def _strip_comments(text: str) -> str:
     return re.sub(r"/\*.*?\*/", "", re.sub(r"//[^\n]*", "", text), flags=re.S)
@@ -98,16 +103,28 @@ def _eval_param(expr: str, env: dict) -> int | str:
         return expr
 
 
-def core_instances(core_file: Path = RTL / CORE_TOP) -> list[dict]:
+def core_parameters(core_file: Path = RTL / CORE_TOP) -> dict:
+    """sk_core's parameters and their defaults."""
+    text = _strip_comments(core_file.read_text())
+    header = text.split(");", 1)[0]
+    return {m.group(1): _eval_param(m.group(2), {})
+            for m in re.finditer(r"parameter\s+(\w+)\s*=\s*([^,\n)]+)", header)}
+
+
+def core_instances(core_file: Path = RTL / CORE_TOP, overrides: dict | None = None) -> list[dict]:
     """The engines of one copy, read from sk_core's instances: [{module, params, instances, count}].
 
     One row per (module, parameters); parameters given as sk_core parameters are resolved to their
-    defaults. New engines (sk_conv1, sk_conv2, ...) are picked up as soon as sk_core instantiates them."""
+    defaults, or to `overrides` (a configuration of CONFIGS). New engines (sk_conv1, sk_conv2, ...)
+    are picked up as soon as sk_core instantiates them."""
     text = _strip_comments(core_file.read_text())
     mods = rtl_modules()
     header, body = text.split(");", 1) if ");" in text else (text, "")
-    defaults = {m.group(1): _eval_param(m.group(2), {})
-                for m in re.finditer(r"parameter\s+(\w+)\s*=\s*([^,\n)]+)", header)}
+    defaults = core_parameters(core_file)
+    unknown = set(overrides or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"sk_core has no parameter(s) {sorted(unknown)}")
+    defaults.update(overrides or {})
     rows: dict[tuple, dict] = {}
     pat = re.compile(r"\b(\w+)\s*(#\s*\((?P<p>(?:[^()]|\((?:[^()]|\([^()]*\))*\))*)\))?\s*(?P<inst>\w+)\s*\(")
     for m in pat.finditer(body):
@@ -176,10 +193,11 @@ def parse_stat(text: str) -> dict:
             "cells": cells}
 
 
-def synth_copy(force: bool, jobs: int, cached_only: bool = False) -> tuple[list[dict], dict]:
+def synth_copy(force: bool, jobs: int, cached_only: bool = False,
+               overrides: dict | None = None) -> tuple[list[dict], dict]:
     """yosys per engine configuration of sk_core (parallel up to `jobs`), summed to one copy."""
     mods = rtl_modules()
-    rows = core_instances()
+    rows = core_instances(overrides=overrides)
     # sk_core's own glue (busy/stall OR gates) is a few LUTs: not synthesised separately
     work = []
     for r in rows:
@@ -215,15 +233,18 @@ def _sources_hash(files) -> str:
     return h.hexdigest()[:12]
 
 
-def measure(n_copies: int, words: int, force: bool, reuse: bool = False) -> dict:
+def measure(n_copies: int, words: int, force: bool, reuse: bool = False, config: str = "fast") -> dict:
     """Steady-state cycles per word, no back-pressure: n_copies 0 = one sk_core, else an sk_top.
 
-    Reuses the Verilator builds of the test suite (tests/test_rtl.py; SK_SIM_BUILD selects the build
-    directory). Re-measured when the RTL sources changed since the stored measurement."""
+    `config` names the sk_core configuration (CONFIGS; one copy only). Reuses the Verilator builds
+    of the test suite (tests/test_rtl.py; SK_SIM_BUILD selects the build directory). Re-measured
+    when the RTL sources changed since the stored measurement."""
     from common import CORE_SOURCES, TOP_SOURCES, run_cocotb
-    out = REPORTS / (f"measured_n{n_copies}.json" if n_copies else "measured_core.json")
+    params = CONFIGS[config]
+    suffix = "" if config == "fast" else f"_{config}"
+    out = REPORTS / (f"measured_n{n_copies}.json" if n_copies else f"measured_core{suffix}.json")
     srcs = CORE_SOURCES if n_copies == 0 else TOP_SOURCES
-    key = _sources_hash(srcs)
+    key = _sources_hash(srcs) + (f"_{config}" if params else "")
     old = json.loads(out.read_text()) if out.exists() else {}
     if old and reuse and not force:
         if old.get("rtl_hash") != key:
@@ -233,13 +254,14 @@ def measure(n_copies: int, words: int, force: bool, reuse: bool = False) -> dict
         env = {"SK_N_WORDS": str(words), "SK_BACKPRESSURE": "0", "SK_MEASURE_OUT": str(out), "SK_N_CLIPS": "0"}
         t0 = time.time()
         if n_copies == 0:
-            run_cocotb("sk_core", CORE_SOURCES, "test_sk_core", sim="verilator",
-                       extra_env={**env, "COCOTB_TEST_FILTER": "test_core_words"})
+            run_cocotb("sk_core", CORE_SOURCES, "test_sk_core", sim="verilator", parameters=params or None,
+                       tag=suffix, extra_env={**env, "COCOTB_TEST_FILTER": "test_core_words"})
         else:
             run_cocotb("sk_top", TOP_SOURCES, "test_sk_top", sim="verilator", parameters={"N_COPIES": n_copies},
                        tag=str(n_copies), extra_env={**env, "COCOTB_TEST_FILTER": "test_top_words"})
         m = json.loads(out.read_text())
-        m.update({"rtl_hash": key, "rtl_sources": srcs, "seconds": round(time.time() - t0, 1)})
+        m.update({"rtl_hash": key, "rtl_sources": srcs, "config": config, "params": params,
+                  "seconds": round(time.time() - t0, 1)})
         out.write_text(json.dumps(m, indent=1) + "\n")
     return json.loads(out.read_text())
 
@@ -300,6 +322,19 @@ def board_table(per_copy: dict, cpw: float) -> dict:
     return boards
 
 
+def best_boards(configs: dict) -> dict:
+    """Per board, the row of board_table of the configuration with the most modeled words/s.
+
+    `configs`: {name: {"per_copy": resources, "cycles_per_word": cpw}} in CONFIGS order; each
+    returned row gains "config" (its name)."""
+    tables = {name: board_table(c["per_copy"], c["cycles_per_word"]) for name, c in configs.items()}
+    out = {}
+    for board in BOARDS:
+        name = max(tables, key=lambda n: (tables[n][board]["modeled_words_per_s"], -list(tables).index(n)))
+        out[board] = dict(tables[name][board], config=name)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true", help="re-run simulations and yosys")
@@ -323,13 +358,28 @@ def main() -> None:
 
     rows, copy_total = synth_copy(args.force, args.jobs, args.cached_synth_only)
     missing = [i for r in rows if r["resources"] is None for i in r["instances"]]
+    # the other configurations of one copy (CONFIGS): cycles and resources the same way
+    others = {}
+    for name, params in CONFIGS.items():
+        if not params:
+            continue
+        m = measure(0, args.words, args.force, args.reuse_measurements, name)
+        c_rows, c_total = synth_copy(args.force, args.jobs, args.cached_synth_only, params)
+        others[name] = {"measured": m, "rows": c_rows, "total": c_total,
+                        "missing": [i for r in c_rows if r["resources"] is None for i in r["instances"]]}
     # shared logic (registers, loader, distributor, collector, per-copy input FIFOs) with sk_core a black box
     top1 = run_yosys("sk_top", ["sk_fifo.v", "sk_loader.v", "sk_axil_regs.v", "sk_top.v"], {"N_COPIES": 1},
                      args.force, blackbox=["sk_core.v"])
     per_copy = {k: copy_total[k] for k in RES}
     shared = {k: top1[k] for k in RES}
     cpw = m1["interval_cycles_per_word"]
-    boards = board_table(per_copy, cpw)
+    configs = {"fast": {"per_copy": per_copy, "cycles_per_word": cpw, "params": {}, "missing": missing}}
+    for name, o in others.items():
+        configs[name] = {"per_copy": {k: o["total"][k] for k in RES},
+                         "cycles_per_word": o["measured"]["interval_cycles_per_word"],
+                         "params": CONFIGS[name], "missing": o["missing"]}
+    # a configuration whose yosys runs are not all done cannot be placed on a board
+    boards = best_boards({k: v for k, v in configs.items() if not v["missing"] or k == "fast"})
     u250 = BOARDS["U250"]
     share = {k: 100.0 * per_copy[k] / u250[k] for k in ("lut", "dsp", "bram36", "uram")}
 
@@ -343,11 +393,15 @@ def main() -> None:
             clips[name] = json.loads((REPORTS / f"clips_{name}.json").read_text())
     n_clips = min((c["bit_exact_clips"] for c in clips.values()), default=0)
 
-    modules = [{"module": r["module"], "instances": r["instances"], "count_per_copy": r["count"],
-                "params": r["params"],
-                "resources_each": ({k: round(v, 1) for k, v in r["resources"].items()} if r["resources"] else None),
-                "yosys_seconds": r["yosys_seconds"], "memories_as_ff": r["memories_as_ff"],
-                "stat_file": r["stat_file"]} for r in rows]
+    def module_rows(rows):
+        return [{"module": r["module"], "instances": r["instances"], "count_per_copy": r["count"],
+                 "params": r["params"],
+                 "resources_each": ({k: round(v, 1) for k, v in r["resources"].items()} if r["resources"] else None),
+                 "yosys_seconds": r["yosys_seconds"], "memories_as_ff": r["memories_as_ff"],
+                 "stat_file": r["stat_file"]} for r in rows]
+    modules = module_rows(rows)
+    for name, o in others.items():
+        o["modules"] = module_rows(o["rows"])
     summary = {
         "cycles_per_word": round(cpw, 1),
         "cycles_per_word_measured_with": "one sk_core copy, Verilator, steady-state interval between results "
@@ -371,6 +425,18 @@ def main() -> None:
                           "lut includes LUT-RAM / SRL LUTs; N copies = N x one copy + shared logic",
         "modules": modules,
         "shared_top": {"yosys_seconds": top1["seconds"], "stat_file": top1["stat_file"]},
+        "configurations": {
+            name: {"params": c["params"], "cycles_per_word": round(c["cycles_per_word"], 1),
+                   "resources_per_copy": {k: round(v, 1) for k, v in c["per_copy"].items()},
+                   "resources_missing_instances": c["missing"],
+                   **({"modules": others[name]["modules"]} if name in others else {}),
+                   "copies_fit": {b: board_table(c["per_copy"], c["cycles_per_word"])[b]["copies_fit"]
+                                  for b in BOARDS}}
+            for name, c in configs.items()},
+        "board_configuration": {k: v["config"] for k, v in boards.items()},
+        "board_configuration_note": "each board uses the configuration with the most modeled words/s; "
+                                    "copies_fit and modeled_words_per_s are that configuration's, "
+                                    "cycles_per_word and resources_per_copy are the fast one's (sk_core defaults)",
         "copies_fit_utilisation": UTIL,
         "copies_fit": {k: v["copies_fit"] for k, v in boards.items()},
         "scarcest_resource": {k: v["scarcest"] for k, v in boards.items()},
@@ -399,6 +465,7 @@ def main() -> None:
     (REPORTS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     # drop cached yosys results of configurations that are no longer part of the design
     used = ({Path(m["stat_file"]).name.split(".")[0] for m in modules}
+            | {Path(m["stat_file"]).name.split(".")[0] for o in others.values() for m in o["modules"]}
             | {Path(top1["stat_file"]).name.split(".")[0]})
     for f in (REPORTS / "yosys").glob("*"):
         if re.search(r"_[0-9a-f]{10}$", f.name.split(".")[0]) and f.name.split(".")[0] not in used:
@@ -446,16 +513,36 @@ def main() -> None:
               f"{PAPER_SHARE_U250['dsp']} | {PAPER_SHARE_U250['bram36']} | {PAPER_SHARE_U250['uram']} |", "",
               "N copies: resources scale as N x one copy + shared (the copies share nothing but the load bus). "
               f"BRAM36 counts RAMB36 + RAMB18 / 2. LUT includes LUT-RAM and SRL LUTs ({copy_total['lut_as_memory']:,.0f} "
-              "per copy).", "",
-              "## Copies per board (80 % of the scarcest resource) and modeled throughput (Tables 3, 4)", "",
-              "| board | clock (assumed) | copies fit | scarcest | words/s one copy (modeled) | words/s full chip (modeled) "
-              "| whitepaper one copy / full chip (copies) |",
-              "|---|---|---|---|---|---|---|"]
+              "per copy).", ""]
+    if others:
+        lines += ["## Configurations of one copy (sk_core parameters)", "",
+                  "The tables above are the fast configuration (sk_core's defaults). The others trade cycles for "
+                  "area; each is measured the same way (one sk_core in Verilator, yosys per engine).", "",
+                  "| configuration | sk_core parameters | cycles/word (measured) | LUT | FF | DSP | BRAM36 | URAM |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, c in configs.items():
+            pstr = ", ".join(f"{k} {v}" for k, v in c["params"].items()) or "defaults"
+            res = ("**yosys not finished for " + ", ".join(c["missing"]) + "** | | | | |") if c["missing"] \
+                else fmt(c["per_copy"]) + " |"
+            lines.append(f"| {name} | {pstr} | {c['cycles_per_word']:,.0f} | {res}")
+        for name, o in others.items():
+            lines += ["", f"{name} configuration per engine:", "",
+                      "| module | instances | LUT | FF | DSP | BRAM36 | URAM |", "|---|---|---|---|---|---|---|"]
+            for m in o["modules"]:
+                r = m["resources_each"]
+                lines.append(f"| {m['module']} | {', '.join(m['instances'])} | "
+                             + (fmt(r) if r else "**yosys not finished** | | | |") + " |")
+        lines.append("")
+    lines += ["## Copies per board (80 % of the scarcest resource) and modeled throughput (Tables 3, 4)", "",
+              "Each board uses the configuration with the most modeled words/s.", "",
+              "| board | configuration | clock (assumed) | copies fit | scarcest | words/s one copy (modeled) "
+              "| words/s full chip (modeled) | whitepaper one copy / full chip (copies) |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, v in boards.items():
         p = PAPER.get(name, {})
         pw = (f"{p['one']:,} / {p['full']:,} ({p['copies']})" if p.get("full") else
               (f"{p['one']:,} / - ({p['copies']})" if p else "-"))
-        lines.append(f"| {name} | {v['clock_mhz_assumed']} MHz | {v['copies_fit']} | {v['scarcest']} | "
+        lines.append(f"| {name} | {v['config']} | {v['clock_mhz_assumed']} MHz | {v['copies_fit']} | {v['scarcest']} | "
                      f"{v['words_per_s_one_copy']:,.0f} | {v['modeled_words_per_s']:,.0f} | {pw} |")
     lines += ["", "## Targets of the issue", ""]
     for k, ok in summary["targets_met"].items():

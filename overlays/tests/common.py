@@ -15,6 +15,9 @@ CLIPS_DIR = REPO.parent / "shared" / "data" / "gsc_v2_dev"
 CORE_SOURCES = ["sk_fifo.v", "sk_requant.v", "sk_conv1.v", "sk_fc.v", "sk_conv2.v", "sk_core.v"]
 TOP_SOURCES = CORE_SOURCES + ["sk_loader.v", "sk_axil_regs.v", "sk_top.v"]
 
+# Engine configurations of one copy (sk_core parameters): one definition, in the block design
+from pynq_sparse.overlays.block_design.design import CORE_CONFIGS  # noqa: E402,F401
+
 
 def get_model(seed: int = 1):
     """The shipped model when it exists, else random_model(seed)."""

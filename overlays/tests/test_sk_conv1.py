@@ -116,6 +116,26 @@ def check(got, model, words, log, k=None, name=""):
     log.info("%s: %d words bit-exact (winners per word %s)", name, len(words), [len(g[0]) for g in got][:8])
 
 
+def corner_model(model, words):
+    """conv1 weights drawn mostly from the extremes (-128, 127, -1), requant shift fitted to `words`."""
+    from pynq_sparse.golden import conv_acc, maxpool2
+    rng = np.random.default_rng(5)
+    layer = model.layers[0]
+    shape = layer.packed_weights.shape
+    w = rng.integers(-128, 128, size=shape)
+    r = rng.random(shape)
+    w[r < 0.35] = -128
+    w[(r >= 0.35) & (r < 0.5)] = 127
+    w[(r >= 0.5) & (r < 0.6)] = -1
+    layer = dataclasses.replace(layer, packed_weights=w.astype(np.int8))
+    acc = np.stack([maxpool2(conv_acc(np.asarray(x, dtype=np.int64).reshape(1, 32, 32), layer)) for x in words])
+    top = np.maximum(1.0, acc.max(axis=(0, 2, 3)).astype(np.float64))       # per channel: max -> ~120
+    mult = layer.requant_mult.astype(np.float64)
+    shift = np.clip(np.ceil(np.log2(top * mult / 120.0)), 1, 62).astype(np.uint8)
+    layer = dataclasses.replace(layer, requant_shift=shift)
+    return dataclasses.replace(model, layers=[layer] + list(model.layers[1:]))
+
+
 def tie_words():
     """Words with many equal conv1 outputs: flat, stripes, and a checkerboard of two levels."""
     out = []
@@ -156,6 +176,14 @@ async def test_conv1_words(dut):
     await tb.load(model)
     got = await tb.run(words[:3], 0.0)
     check(got, model, w_exp[:3], dut._log, name="model 1 again")
+
+    # corner weights (many -128 and 127, pixels up to 127): two packed kernels share one multiplier,
+    # the multiplicand holds hi - (lo < 0), which reaches -129
+    cw = np.concatenate([w_exp[:3], np.full((1, 32, 32), 127, dtype=np.int8)])
+    model3 = corner_model(model, cw)
+    await tb.load(model3)
+    got = await tb.run(cw, 0.1)
+    check(got, model3, cw, dut._log, name="corner weights")
 
 
 @cocotb.test()

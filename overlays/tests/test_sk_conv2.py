@@ -6,6 +6,9 @@ end beat with the same tag. With TVALID bubbles, random m_afull back-pressure (a
 after m_afull rose), a second model loaded at run time, crafted ties at the threshold (saturated
 requantisation, T = 0, mid thresholds) and real words with the shipped model.
 test_conv2_measure (SK_MEASURE_OUT) feeds real words back to back and writes the interval.
+The same tests run for both engine configurations: SK_CONV2_PHASES names the PHASES parameter the
+simulation was built with (1: one winner per cycle, 2: half the hardware, two cycles per winner;
+`run(phases)` builds and runs one); the interval is checked against PHASES x winners + 100.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from common import get_model, model_layer_writes, random_words, real_words
 
 LAYER = 1
+PHASES = int(os.environ.get("SK_CONV2_PHASES", "1"))
 
 
 def in_beats(act1, tag):
@@ -171,6 +175,28 @@ def tie_models(base):
     return out
 
 
+def corner_model(base, words):
+    """conv2 weights drawn mostly from the extremes (-128, 127, -1): pairs with hi = -128 and lo < 0
+    need the 9-bit multiplicand; requant shift fitted to `words` so the outputs do not all saturate."""
+    from pynq_sparse.golden import conv_acc, golden_trace, maxpool2
+    rng = np.random.default_rng(6)
+    m = copy.deepcopy(base)
+    layer = m.layers[LAYER]
+    shape = layer.packed_weights.shape
+    w = rng.integers(-128, 128, size=shape)
+    r = rng.random(shape)
+    w[r < 0.35] = -128
+    w[(r >= 0.35) & (r < 0.5)] = 127
+    w[(r >= 0.5) & (r < 0.6)] = -1
+    layer.packed_weights[...] = w.astype(np.int8)
+    acc = np.stack([maxpool2(conv_acc(np.asarray(golden_trace(m, x).activations[1]).reshape(layer.in_shape),
+                                      layer)) for x in words])
+    top = np.maximum(1.0, acc.max(axis=(0, 2, 3)).astype(np.float64))       # per channel: max -> ~120
+    shift = np.ceil(np.log2(top * layer.requant_mult.astype(np.float64) / 120.0))
+    layer.requant_shift[...] = np.clip(shift, 1, 62).astype(layer.requant_shift.dtype)
+    return m
+
+
 @cocotb.test()
 async def test_conv2_random(dut):
     """Random models and words, bubbles and back-pressure, a second model, crafted ties."""
@@ -183,6 +209,10 @@ async def test_conv2_random(dut):
     m2 = get_model(seed=2)
     await tb.load(m2)
     await run_words(tb, m2, random_words(2, seed=12), "model 2 (loaded at run time)")
+    cw = random_words(2, seed=14)
+    mc = corner_model(m1, cw)
+    await tb.load(mc, others=False)
+    await run_words(tb, mc, cw, "corner weights (-128 / 127 / -1)")
     for name, m in tie_models(m1):
         words = random_words(2, seed=13)
         await tb.load(m, others=False)
@@ -226,9 +256,25 @@ async def test_conv2_measure(dut):
     nin = [int(np.count_nonzero(golden_trace(model, w).activations[1])) for w in words]
     half = n // 2
     interval = (ends[-1] - ends[half - 1]) / (n - half)
-    dut._log.info("end-beat cycles %s, input winners %s, interval %.1f cycles/word", ends, nin, interval)
+    dut._log.info("PHASES %d: end-beat cycles %s, input winners %s, interval %.1f cycles/word",
+                  PHASES, ends, nin, interval)
+    limit = PHASES * float(np.mean(nin[half:])) + 100
+    assert interval <= limit, f"interval {interval:.1f} > {limit:.1f} (PHASES {PHASES} x winners + 100)"
     out = os.environ.get("SK_MEASURE_OUT")
     if out:
-        json.dump({"words": n, "input_winners": nin, "end_cycles": ends,
+        json.dump({"phases": PHASES, "words": n, "input_winners": nin, "end_cycles": ends,
                    "interval_cycles_per_word": interval,
-                   "interval_minus_winners": interval - float(np.mean(nin[half:]))}, open(out, "w"), indent=1)
+                   "interval_minus_winners": interval - float(np.mean(nin[half:])),
+                   "interval_minus_phases_x_winners": interval - PHASES * float(np.mean(nin[half:]))}, open(out, "w"), indent=1)
+
+
+def run(phases: int = 1, n_clips: int = 8, measure_out: str | None = None, wbram: int = 0):
+    """Build sk_conv2 with PHASES = `phases`, WBRAM = `wbram` (Verilator) and run every test above."""
+    from common import SIM_BUILD, run_cocotb
+    SIM_BUILD.mkdir(parents=True, exist_ok=True)
+    env = {"SK_N_CLIPS": str(n_clips), "SK_CONV2_PHASES": str(phases)}
+    if measure_out:
+        env["SK_MEASURE_OUT"] = str(measure_out)
+    return run_cocotb("sk_conv2", ["sk_requant.v", "sk_conv2.v"], "test_sk_conv2", sim="verilator",
+                      parameters={"PHASES": phases, "WBRAM": wbram},
+                      tag=("" if phases == 1 else f"_p{phases}") + ("_wbram" if wbram else ""), extra_env=env)

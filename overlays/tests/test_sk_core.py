@@ -4,6 +4,9 @@ test_core_words: random-model words; also checks every winner conv1, conv2 and f
 golden_trace, with TVALID bubbles and result back-pressure.
 test_core_real_clips: SK_N_CLIPS real clips (gsc_v2_dev through the front end) with the shipped model
 (random_model(1) until it exists), scores and class bit-exact, bubbles and back-pressure.
+The simulation is built for one configuration of sk_core's parameters (common.CORE_CONFIGS; SK_CORE_CONFIG
+names it in the logs and the clips file): "fast" = the defaults, "small" = the ZU3EG-sized core
+(half the conv multipliers, 2 fc1 lanes, conv2 weights in block RAM). `run(config, ...)` builds and runs one.
 """
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import (get_model, model_layer_writes, random_words, real_words, recv_beats, send_beats,
+from common import (CORE_CONFIGS as CONFIGS, get_model, model_layer_writes, random_words, real_words, recv_beats, send_beats,
                     words_to_beats, REPO)
+
+CONFIG = os.environ.get("SK_CORE_CONFIG", "fast")
 
 
 class TB:
@@ -145,10 +150,28 @@ async def test_core_real_clips(dut):
     res = await tb.run_words(words)
     matched = check_results(res, model, words, dut._log)
     times = [r[3] for r in res]
+    interval = (times[-1] - times[0]) / max(1, len(times) - 1)
+    dut._log.info("configuration %s %s: %d real clips bit-exact, result interval %.1f cycles/word",
+                  CONFIG, CONFIGS.get(CONFIG), matched, interval)
     out = os.environ.get("SK_CLIPS_OUT")
     if out:
         json.dump({"bit_exact_clips": matched, "model_id": model.model_id,
                    "model": "random_model(1)" if model.info.get("kind") == "random" else "shipped",
                    "testbench": "sk_core (one copy), TVALID bubbles 30 %, TREADY back-pressure 40 %",
-                   "result_interval_cycles": (times[-1] - times[0]) / max(1, len(times) - 1),
+                   "config": CONFIG, "params": CONFIGS.get(CONFIG),
+                   "result_interval_cycles": interval,
                    "clips": [os.path.relpath(p, REPO.parent) for p in paths]}, open(out, "w"), indent=1)
+
+
+def run(config: str = "fast", n_words: int = 3, n_clips: int = 50, clips_out: str | None = None,
+        extra_env: dict | None = None):
+    """Build sk_core with the parameters of CONFIGS[config] (Verilator) and run both tests."""
+    from common import CORE_SOURCES, SIM_BUILD, run_cocotb
+    SIM_BUILD.mkdir(parents=True, exist_ok=True)
+    env = {"SK_N_WORDS": str(n_words), "SK_N_CLIPS": str(n_clips), "SK_CORE_CONFIG": config}
+    if clips_out:
+        env["SK_CLIPS_OUT"] = str(clips_out)
+    env.update(extra_env or {})
+    params = CONFIGS[config]
+    return run_cocotb("sk_core", CORE_SOURCES, "test_sk_core", sim="verilator", parameters=params or None,
+                      tag="" if config == "fast" else f"_{config}", extra_env=env)
