@@ -19,6 +19,26 @@ TOP_SOURCES = CORE_SOURCES + ["sk_loader.v", "sk_axil_regs.v", "sk_top.v"]
 from pynq_sparse.overlays.block_design.design import CORE_CONFIGS  # noqa: E402,F401
 
 
+
+def extreme_weights(shape, seed: int) -> np.ndarray:
+    """int8 weights drawn mostly from the extremes: 35 % -128, 15 % 127, 10 % -1, the rest uniform.
+
+    Packed pairs with hi = -128 and lo < 0 need the 9-bit DSP multiplicand (corner-weight tests)."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, size=shape)
+    r = rng.random(shape)
+    w[r < 0.35] = -128
+    w[(r >= 0.35) & (r < 0.5)] = 127
+    w[(r >= 0.5) & (r < 0.6)] = -1
+    return w.astype(np.int8)
+
+
+def fitted_shift(pooled_acc: np.ndarray, mult: np.ndarray) -> np.ndarray:
+    """Requant shifts (uint8, 1..62) that bring each channel's largest pooled accumulator
+    (pooled_acc [words, C, H, W]) to ~120, so that corner-weight outputs do not all saturate."""
+    top = np.maximum(1.0, pooled_acc.max(axis=(0, 2, 3)).astype(np.float64))
+    return np.clip(np.ceil(np.log2(top * np.asarray(mult, np.float64) / 120.0)), 1, 62).astype(np.uint8)
+
 def get_model(seed: int = 1):
     """The shipped model when it exists, else random_model(seed)."""
     from pynq_sparse.model_file import DEFAULT_MODEL_PATH, load_model

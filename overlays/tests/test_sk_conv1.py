@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from common import get_model, model_layer_writes, random_words, real_words, send_beats, word_beats
+from common import extreme_weights, fitted_shift, get_model, model_layer_writes, random_words, real_words, send_beats, word_beats
 
 
 def expected(model, word, k=None):
@@ -119,20 +119,10 @@ def check(got, model, words, log, k=None, name=""):
 def corner_model(model, words):
     """conv1 weights drawn mostly from the extremes (-128, 127, -1), requant shift fitted to `words`."""
     from pynq_sparse.golden import conv_acc, maxpool2
-    rng = np.random.default_rng(5)
     layer = model.layers[0]
-    shape = layer.packed_weights.shape
-    w = rng.integers(-128, 128, size=shape)
-    r = rng.random(shape)
-    w[r < 0.35] = -128
-    w[(r >= 0.35) & (r < 0.5)] = 127
-    w[(r >= 0.5) & (r < 0.6)] = -1
-    layer = dataclasses.replace(layer, packed_weights=w.astype(np.int8))
+    layer = dataclasses.replace(layer, packed_weights=extreme_weights(layer.packed_weights.shape, seed=5))
     acc = np.stack([maxpool2(conv_acc(np.asarray(x, dtype=np.int64).reshape(1, 32, 32), layer)) for x in words])
-    top = np.maximum(1.0, acc.max(axis=(0, 2, 3)).astype(np.float64))       # per channel: max -> ~120
-    mult = layer.requant_mult.astype(np.float64)
-    shift = np.clip(np.ceil(np.log2(top * mult / 120.0)), 1, 62).astype(np.uint8)
-    layer = dataclasses.replace(layer, requant_shift=shift)
+    layer = dataclasses.replace(layer, requant_shift=fitted_shift(acc, layer.requant_mult))
     return dataclasses.replace(model, layers=[layer] + list(model.layers[1:]))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from common import get_model, model_layer_writes, random_words, real_words
+from common import extreme_weights, fitted_shift, get_model, model_layer_writes, random_words, real_words
 
 LAYER = 1
 PHASES = int(os.environ.get("SK_CONV2_PHASES", "1"))
@@ -179,21 +179,12 @@ def corner_model(base, words):
     """conv2 weights drawn mostly from the extremes (-128, 127, -1): pairs with hi = -128 and lo < 0
     need the 9-bit multiplicand; requant shift fitted to `words` so the outputs do not all saturate."""
     from pynq_sparse.golden import conv_acc, golden_trace, maxpool2
-    rng = np.random.default_rng(6)
     m = copy.deepcopy(base)
     layer = m.layers[LAYER]
-    shape = layer.packed_weights.shape
-    w = rng.integers(-128, 128, size=shape)
-    r = rng.random(shape)
-    w[r < 0.35] = -128
-    w[(r >= 0.35) & (r < 0.5)] = 127
-    w[(r >= 0.5) & (r < 0.6)] = -1
-    layer.packed_weights[...] = w.astype(np.int8)
+    layer.packed_weights[...] = extreme_weights(layer.packed_weights.shape, seed=6)
     acc = np.stack([maxpool2(conv_acc(np.asarray(golden_trace(m, x).activations[1]).reshape(layer.in_shape),
                                       layer)) for x in words])
-    top = np.maximum(1.0, acc.max(axis=(0, 2, 3)).astype(np.float64))       # per channel: max -> ~120
-    shift = np.ceil(np.log2(top * layer.requant_mult.astype(np.float64) / 120.0))
-    layer.requant_shift[...] = np.clip(shift, 1, 62).astype(layer.requant_shift.dtype)
+    layer.requant_shift[...] = fitted_shift(acc, layer.requant_mult)
     return m
 
 
