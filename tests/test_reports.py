@@ -99,14 +99,14 @@ def test_configurations_sum_their_engines(summary):
 def test_best_boards_picks_most_words_per_s():
     big = {"lut": 60_000, "ff": 1, "dsp": 1, "bram36": 1, "uram": 0}
     small = {"lut": 30_000, "ff": 1, "dsp": 1, "bram36": 1, "uram": 0}
-    rows = reports.best_boards({"fast": {"per_copy": big, "cycles_per_word": 1000},
-                                "small": {"per_copy": small, "cycles_per_word": 3000}})
+    rows = reports.best_boards(reports.config_tables({"fast": {"per_copy": big, "cycles_per_word": 1000},
+                                                      "small": {"per_copy": small, "cycles_per_word": 3000}}))
     # ZU3EG (56.4k LUT at 80 %): the fast copy does not fit, one small one does
     assert rows["ZU3EG (Ultra96-V2)"]["config"] == "small" and rows["ZU3EG (Ultra96-V2)"]["copies_fit"] == 1
     # U250: 23 fast copies x 1/1000 beat 46 small ones x 1/3000
     assert rows["U250"]["config"] == "fast" and rows["U250"]["copies_fit"] == 23
-    tie = reports.best_boards({"fast": {"per_copy": big, "cycles_per_word": 1000},
-                               "small": {"per_copy": big, "cycles_per_word": 1000}})
+    tie = reports.best_boards(reports.config_tables({"fast": {"per_copy": big, "cycles_per_word": 1000},
+                                                     "small": {"per_copy": big, "cycles_per_word": 1000}}))
     assert all(r["config"] == "fast" for r in tie.values())
 
 

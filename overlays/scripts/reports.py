@@ -57,8 +57,8 @@ LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D"
 YOSYS_FLOW = "synth_xilinx -family xcup -noiopad -noclkbuf"   # part of every cache key
 CORE_TOP = "sk_core.v"
 
-# Configurations of one copy (sk_core parameters over its defaults; overlays/tests/common.py, which
-# the testbenches share): every board gets the configuration with the most modeled words/s
+# Configurations of one copy (sk_core parameters over its defaults; CORE_CONFIGS of the block design,
+# which overlays/tests/common.py passes on to the testbenches): every board gets the configuration with the most modeled words/s
 # (copies that fit x clock / cycles); ties go to the first one listed.
 from common import CORE_CONFIGS as CONFIGS  # noqa: E402
 
@@ -322,12 +322,14 @@ def board_table(per_copy: dict, cpw: float) -> dict:
     return boards
 
 
-def best_boards(configs: dict) -> dict:
-    """Per board, the row of board_table of the configuration with the most modeled words/s.
+def config_tables(configs: dict) -> dict:
+    """{name: board_table} of every configuration: {name: {"per_copy": resources, "cycles_per_word": cpw}}."""
+    return {name: board_table(c["per_copy"], c["cycles_per_word"]) for name, c in configs.items()}
 
-    `configs`: {name: {"per_copy": resources, "cycles_per_word": cpw}} in CONFIGS order; each
-    returned row gains "config" (its name)."""
-    tables = {name: board_table(c["per_copy"], c["cycles_per_word"]) for name, c in configs.items()}
+
+def best_boards(tables: dict) -> dict:
+    """Per board, the row of the configuration (config_tables, in CONFIGS order) with the most modeled
+    words/s; ties go to the first; each returned row gains "config" (its name)."""
     out = {}
     for board in BOARDS:
         name = max(tables, key=lambda n: (tables[n][board]["modeled_words_per_s"], -list(tables).index(n)))
@@ -379,7 +381,8 @@ def main() -> None:
                          "cycles_per_word": o["measured"]["interval_cycles_per_word"],
                          "params": CONFIGS[name], "missing": o["missing"]}
     # a configuration whose yosys runs are not all done cannot be placed on a board
-    boards = best_boards({k: v for k, v in configs.items() if not v["missing"] or k == "fast"})
+    tables = config_tables(configs)
+    boards = best_boards({k: t for k, t in tables.items() if not configs[k]["missing"] or k == "fast"})
     u250 = BOARDS["U250"]
     share = {k: 100.0 * per_copy[k] / u250[k] for k in ("lut", "dsp", "bram36", "uram")}
 
@@ -430,8 +433,7 @@ def main() -> None:
                    "resources_per_copy": {k: round(v, 1) for k, v in c["per_copy"].items()},
                    "resources_missing_instances": c["missing"],
                    **({"modules": others[name]["modules"]} if name in others else {}),
-                   "copies_fit": {b: board_table(c["per_copy"], c["cycles_per_word"])[b]["copies_fit"]
-                                  for b in BOARDS}}
+                   "copies_fit": {b: row["copies_fit"] for b, row in tables[name].items()}}
             for name, c in configs.items()},
         "board_configuration": {k: v["config"] for k, v in boards.items()},
         "board_configuration_note": "each board uses the configuration with the most modeled words/s; "
