@@ -1,9 +1,9 @@
 """Front end: 16 kHz audio -> int8 word [32 mel bands, 32 frames] (docs/golden_model.md section 1).
 
 `reference_word` is the definition: librosa, one clip at a time, exactly the recipe of the
-contract. `FastFrontend` computes the same words for a whole batch with numpy/scipy only,
-using ~7x less CPU per clip and all cores; on the 4,560 shared real clips it matches the
-reference in all but 7 of 4.67 million cells (each off by 1: a value on a rounding boundary
+contract. `FastFrontend` computes the same words for a whole batch (scipy's FFT and two numba
+kernels), using ~9x less CPU per clip and all cores; on the 4,560 shared real clips it matches
+the reference in all but 5 of 4.67 million cells (each off by 1: a value on a rounding boundary
 moved by float32 FFT rounding). `python -m pynq_sparse.bench.frontend` measures both.
 
 Usage::
@@ -19,17 +19,16 @@ import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Iterable
 
 import numpy as np
 import scipy.fftpack
 import scipy.signal
-from numpy.lib.stride_tricks import as_strided
 
 from .architecture import FRONTEND
 from .audio import AudioSource, fix_length, load_audio
 from .errors import NonFiniteAudioError, ShapeError
+from .frontend_kernels import mel_words, window_frames
 
 SAMPLE_RATE = FRONTEND["sample_rate"]    # 16000 Hz
 N_SAMPLES = FRONTEND["n_samples"]        # 16000 samples per word
@@ -41,9 +40,6 @@ TOP_DB = FRONTEND["top_db"]              # 80 dB below the clip's maximum -> wor
 WORD_MAX = 127                           # the clip's loudest cell
 N_FRAMES = 1 + N_SAMPLES // HOP_LENGTH   # 32 frames (center=True) = word columns
 N_BINS = N_FFT // 2 + 1                  # 1025 rFFT bins
-_PAD = N_FFT // 2                        # centre padding on each side (pad_mode="constant": zeros)
-_N_EDGE = -(-_PAD // HOP_LENGTH)         # 2 frames at each end reach into the centre padding
-_EDGE = N_FFT + (_N_EDGE - 1) * HOP_LENGTH  # 2560 samples of padded signal under those frames
 
 
 # --- reference (librosa, the definition) -----------------------------------
@@ -113,50 +109,50 @@ def _hann() -> np.ndarray:
     return scipy.signal.get_window("hann", N_FFT, fftbins=True)
 
 
-def _packed_mel_rows(mel: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-    """Each mel filter's span in the squared packed spectrum, for one matrix-vector product per band.
+def _packed_mel_bands(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each mel filter's span in the squared packed spectrum, for one short dot product per band.
 
     ``scipy.fftpack.rfft`` packs a real frame's spectrum as (X0, re X1, im X1, ..., re X1023,
     im X1023, X1024), 2048 floats. Squared, a filter weight applied to both halves of a bin
-    gives re^2*w + im^2*w = |X|^2*w. Band m is (a, b, w): positions a..b-1 with weights w
-    float32 [b - a]. The 32 Slaney filters cover 23..175 of the 1025 bins (1,943 weights in
-    all), 17x less work than the dense [1025 x 32] product.
+    gives re^2*w + im^2*w = |X|^2*w. Band m covers packed positions starts[m]..stops[m]-1
+    with weights weights[offsets[m]:...] (float32); the 32 Slaney filters have 1,943 non-zero
+    weights in all, 17x less work than the dense [1025 x 32] product.
     """
     packed = np.empty((mel.shape[0], N_FFT), np.float32)       # (32, 2048) weights in packed order
     packed[:, 0] = mel[:, 0]
     packed[:, 1:-1:2] = mel[:, 1:-1]
     packed[:, 2:-1:2] = mel[:, 1:-1]
     packed[:, -1] = mel[:, -1]
-    rows = []
+    starts, stops, chunks = [], [], []
     for m in range(mel.shape[0]):
         nz = np.flatnonzero(packed[m])
-        a, b = int(nz[0]), int(nz[-1]) + 1
-        rows.append((a, b, np.ascontiguousarray(packed[m, a:b])))
-    return rows
+        starts.append(int(nz[0]))
+        stops.append(int(nz[-1]) + 1)
+        chunks.append(packed[m, starts[-1]:stops[-1]])
+    offsets = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    return (np.array(starts, np.int64), np.array(stops, np.int64), offsets.astype(np.int64),
+            np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32))
 
 
 class _Buffers:
-    """Work buffers of one thread, for chunks of up to `chunk` clips (~2.5 MB at chunk 8)."""
+    """Work buffers of one thread, for chunks of up to `chunk` clips (~2 MB at chunk 8)."""
 
     def __init__(self, chunk: int) -> None:
-        self.head = np.zeros((chunk, _EDGE), np.float32)                   # zero padding + first samples
-        self.tail = np.zeros((chunk, _EDGE), np.float32)                   # last samples + zero padding
-        self.frames = np.empty((chunk, N_FRAMES, N_FFT), np.float32)       # windowed frames, then |FFT|^2
-        self.mel = np.empty((N_MELS, chunk * N_FRAMES), np.float32)        # mel power, band-major
-        self.db = np.empty((chunk, N_MELS, N_FRAMES), np.float32)          # dB per clip
-        self.q = np.empty((chunk, N_MELS, N_FRAMES), np.float64)           # quantisation in float64
+        self.frames = np.empty((chunk, N_FRAMES, N_FFT), np.float32)       # windowed frames, then their rFFT
+        self.mel = np.empty((chunk * N_FRAMES, N_MELS), np.float32)        # mel power, frame-major
 
 
 class FastFrontend:
-    """Batched front end: the reference's int8 words, computed with numpy/scipy only.
+    """Batched front end: the reference's int8 words, computed with numpy/scipy/numba only.
 
     Same arithmetic as :func:`reference_word` (zero centre padding, periodic Hann window,
     |rFFT|^2, Slaney mel bank, 10*log10 with amin, per-clip max reference, 80 dB floor,
-    int8 quantisation), but with one float32 real FFT over all frames of a chunk of clips,
-    computed in place in the frame buffer, and one matrix-vector product per mel band over
-    that band's bins only. Chunks are spread over a thread pool (numpy, pocketfft and BLAS
-    release the GIL): every step runs on all cores, not only the FFT. Each thread reuses its
-    own work buffers; numpy's BLAS is held to one thread during a call.
+    int8 quantisation), per chunk of clips: one numba pass writes the windowed frames into
+    the FFT buffer, one float32 real FFT (scipy's pocketfft) transforms all of them in place,
+    and one numba pass takes each mel band's dot product over that band's bins only, then
+    the dB conversion and quantisation into the int8 words (:mod:`pynq_sparse.frontend_kernels`).
+    Chunks are spread over a thread pool (pocketfft and the numba kernels release the GIL):
+    every step runs on all cores. Each thread reuses its own work buffers.
 
     Parameters
     ----------
@@ -181,7 +177,7 @@ class FastFrontend:
         self.chunk = int(chunk)
         self.window = _hann().astype(np.float32)                                           # (2048,)
         self.mel_basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)  # (32, 1025) float32
-        self._rows = _packed_mel_rows(self.mel_basis)
+        self._bands = _packed_mel_bands(self.mel_basis)
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -202,7 +198,7 @@ class FastFrontend:
                              f"got {list(np.shape(batch))}; use fix_length(load_audio(...)) first")
         if not np.issubdtype(x.dtype, np.floating):
             raise ShapeError(f"FastFrontend needs float samples (float32 at full scale +-1), got dtype {x.dtype}")
-        x = np.ascontiguousarray(x, dtype=np.float32)     # NaN/inf are caught per chunk, see _to_words
+        x = np.ascontiguousarray(x, dtype=np.float32)     # NaN/inf are caught per chunk, see _work
         shape = (x.shape[0], N_MELS, N_FRAMES)
         if out is None:
             out = np.empty(shape, np.int8)
@@ -210,13 +206,12 @@ class FastFrontend:
             raise ShapeError(f"out must be a C-contiguous int8 array of shape {list(shape)}, got "
                              f"{out.dtype} {list(out.shape)}")
         starts = range(0, x.shape[0], self.chunk)
-        with _one_blas_thread():
-            if self.n_threads == 1 or len(starts) <= 1:
-                for s in starts:
-                    self._work(x, out, s)
-            else:
-                for _ in self._executor().map(lambda s: self._work(x, out, s), starts):
-                    pass
+        if self.n_threads == 1 or len(starts) <= 1:
+            for s in starts:
+                self._work(x, out, s)
+        else:
+            for _ in self._executor().map(lambda s: self._work(x, out, s), starts):
+                pass
         return out[0] if single else out
 
     __call__ = words
@@ -238,65 +233,15 @@ class FastFrontend:
         """Words of clips x[s : s+chunk] into out[s : s+chunk]."""
         buf = self._buffers()
         n = min(self.chunk, x.shape[0] - s)
-        with np.errstate(all="ignore"):                  # NaN/inf input: raised as NonFiniteAudioError below
-            mel = self._mel_power(x[s:s + n], buf)                            # (32 mels, n*32 frames)
-            db = buf.db[:n]
-            np.copyto(db, mel.reshape(N_MELS, n, N_FRAMES).transpose(1, 0, 2))   # (n, 32 mels, 32 frames)
-            out[s:s + n] = self._to_words(db, buf.q[:n])
-
-    def _mel_power(self, clips: np.ndarray, buf: _Buffers) -> np.ndarray:
-        """Mel power of n clips, band-major: float32 [32 mels, n*32 frames] (frame index = clip*32 + t).
-
-        Frame t covers samples [512 t - 1024, 512 t + 1024) of the clip, zeros outside it
-        (centre padding). The inner frames are read straight from `clips`; only the two frames
-        at each end go through small zero-padded edge buffers.
-        """
-        n = clips.shape[0]
-        e, last = _N_EDGE, N_FRAMES - _N_EDGE                                 # frames e..last-1 are inner
-        buf.head[:n, _PAD:] = clips[:, :_EDGE - _PAD]
-        tail_start = last * HOP_LENGTH - _PAD                                 # clip sample under tail[0]
-        buf.tail[:n, :N_SAMPLES - tail_start] = clips[:, tail_start:]
-        frames = buf.frames[:n]                                               # (n, 32, 2048)
-        w = self.window
-        np.multiply(_frame(buf.head[:n], e), w, out=frames[:, :e])
-        np.multiply(_frame(clips[:, e * HOP_LENGTH - _PAD:], last - e), w, out=frames[:, e:last])
-        np.multiply(_frame(buf.tail[:n], N_FRAMES - last), w, out=frames[:, last:])
+        frames = buf.frames[:n]                                                  # (n, 32, 2048)
+        window_frames(x[s:s + n], self.window, frames)
         # scipy.fftpack.rfft is the same pocketfft real transform as scipy.fft.rfft (bit for bit),
         # but writes fftpack's packed layout in place: no 2 MB output array per chunk.
-        spec = scipy.fftpack.rfft(frames.reshape(n * N_FRAMES, N_FFT), axis=-1, overwrite_x=True)  # (n*32, 2048)
-        np.square(spec, out=spec)
-        mel = buf.mel[:, :n * N_FRAMES]
-        for m, (a, b, wm) in enumerate(self._rows):
-            np.matmul(spec[:, a:b], wm, out=mel[m])                           # sum_k w_mk |X_k|^2
-        return mel
-
-    @staticmethod
-    def _to_words(db: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """power_to_db(ref=max per clip, amin, top_db) and quantisation of mel power [n, 32, 32].
-
-        Works in place on `db` (float32) and `q` (float64, same shape) and returns int8 words.
-        Follows librosa's dtypes step by step: the cell term is float32, the reference term is
-        computed in float64 (numpy scalar rules) and applied in float32; the quantisation is
-        the float64 formula of :func:`quantize_db`, operation by operation.
-        """
-        n = db.shape[0]
-        ref = db.reshape(n, -1).max(axis=1).astype(np.float64)               # (n,) per-clip reference
-        if not np.isfinite(ref).all():                   # a NaN/inf sample makes its clip's maximum NaN/inf
-            raise NonFiniteAudioError("the clips hold NaN or infinite samples (or samples so large that "
+        spec = scipy.fftpack.rfft(frames.reshape(n * N_FRAMES, N_FFT), axis=-1, overwrite_x=True)
+        bad = mel_words(spec, *self._bands, buf.mel[:n * N_FRAMES], out[s:s + n])
+        if bad >= 0:                                     # a NaN/inf sample makes its clip's mel power NaN/inf
+            raise NonFiniteAudioError(f"clip {s + bad} holds NaN or infinite samples (or samples so large that "
                                       "their power overflows float32); clips must be finite, full scale +-1")
-        np.maximum(db, np.float32(AMIN), out=db)
-        np.log10(db, out=db)
-        db *= np.float32(10.0)
-        db -= (10.0 * np.log10(np.maximum(AMIN, ref))).astype(np.float32)[:, None, None]
-        floor = db.reshape(n, -1).max(axis=1) - np.float32(TOP_DB)           # float32, like librosa's scalar
-        np.maximum(db, floor[:, None, None], out=db)
-        np.add(db, 80.0, out=q, dtype=np.float64)                             # (db + 80) * 127/80 + 0.5
-        q *= 127.0
-        q /= 80.0
-        q += 0.5
-        np.floor(q, out=q)
-        np.clip(q, 0, WORD_MAX, out=q)
-        return q.astype(np.int8)
 
     # plumbing -----------------------------------------------------------
     def _buffers(self) -> _Buffers:
@@ -310,44 +255,6 @@ class FastFrontend:
             self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="frontend")
             weakref.finalize(self, self._pool.shutdown, wait=False)
         return self._pool
-
-_blas_lock = threading.Lock()
-_blas_state: dict = {"users": 0, "libs": None, "saved": []}
-
-
-@contextmanager
-def _one_blas_thread():
-    """Hold numpy's BLAS to one thread while any FastFrontend call runs (the chunks already use every core).
-
-    Only the BLAS that numpy links is touched (other libraries in the process, e.g. torch's,
-    keep their settings). Calls may overlap from several threads: the first one in saves the
-    thread count and the last one out restores it.
-    """
-    with _blas_lock:
-        st = _blas_state
-        if st["libs"] is None:
-            from threadpoolctl import ThreadpoolController
-            libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-            st["libs"] = [lib for lib in libs if "numpy" in lib.filepath] or libs
-        if st["users"] == 0:
-            st["saved"] = [lib.num_threads for lib in st["libs"]]
-            for lib in st["libs"]:
-                lib.set_num_threads(1)
-        st["users"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            st["users"] -= 1
-            if st["users"] == 0:
-                for lib, n in zip(st["libs"], st["saved"]):
-                    lib.set_num_threads(n)
-
-
-def _frame(y: np.ndarray, n_frames: int) -> np.ndarray:
-    """Read-only view [n, n_frames, N_FFT] of frames starting every HOP_LENGTH samples of rows y [n, m]."""
-    return as_strided(y, shape=(y.shape[0], n_frames, N_FFT), strides=(y.strides[0], HOP_LENGTH * y.strides[1],
-                                                                       y.strides[1]), writeable=False)
 
 
 def words_from_audio(sources: Iterable[AudioSource], frontend: FastFrontend | None = None) -> np.ndarray:

@@ -14,8 +14,8 @@ from pynq_sparse.audio import fix_length, load_audio
 from pynq_sparse.errors import NonFiniteAudioError, ShapeError
 from pynq_sparse.frontend import (FastFrontend, quantize_db, reference_db, reference_word, words_from_audio)
 
-# Measured on all 4,560 shared clips (x86-64, scipy 1.17 pocketfft): 7 of 4,669,440 cells
-# differ, each by 1 (99.99985 % identical). The thresholds leave room for other FFT builds.
+# Measured on all 4,560 shared clips (x86-64, scipy 1.17 pocketfft, numba 0.68): 5 of 4,669,440
+# cells differ, each by 1 (99.99989 % identical). The thresholds leave room for other FFT builds.
 MIN_IDENTICAL = 0.9999
 MAX_CLIPS_WITH_DIFF = 0.01
 
@@ -135,17 +135,15 @@ def test_words_into_a_given_array(all_clips, fe):
             fe.words(x, out=bad)
 
 
-def test_concurrent_calls_agree_and_restore_blas_threads(all_clips, fe):
-    from threadpoolctl import threadpool_info
+def test_concurrent_calls_agree(all_clips, fe):
+    """Calls from several threads share the pool but not the per-thread work buffers."""
     _, x = all_clips
     x = x[:48]
-    before = [lib["num_threads"] for lib in threadpool_info()]
     expected = fe(x)
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: fe(x), range(6)))
-    for r in results:
-        np.testing.assert_array_equal(r, expected)
-    assert [lib["num_threads"] for lib in threadpool_info()] == before
+        results = list(pool.map(lambda i: fe(x[i % 5:]), range(6)))
+    for i, r in enumerate(results):
+        np.testing.assert_array_equal(r, expected[i % 5:])
 
 
 def test_edge_inputs_match_reference(fe):
@@ -199,7 +197,7 @@ def test_errors(fe):
         for where in (0, 5, 8000, 15999):                       # also the samples of the padded end frames
             bad = np.zeros((20, 16000), np.float32)
             bad[13, where] = value
-            with pytest.raises(NonFiniteAudioError):
+            with pytest.raises(NonFiniteAudioError, match="clip 13 "):
                 fe(bad)
     with pytest.raises(ShapeError):
         reference_db(np.zeros((2, 16000), np.float32))
