@@ -81,24 +81,16 @@ def wide_conv1_model(seed: int = 14, n_pack: int = 4) -> SparseModel:
     return model_from_bytes(model_to_bytes(model))
 
 
-def wide_accumulator_model(seed: int = 16) -> SparseModel:
-    """conv1 with a few biases of magnitude ~2^25 (those kernels always clamp to 0 or 127): its
-    accumulator bound exceeds float32's 24 exact bits, so the batched conv1 must take its float64 path."""
+def wide_accumulator_model(layer: int = 0, seed: int = 16, low: int = 7, high: int = 3) -> SparseModel:
+    """Layer `layer` (0 = conv1, 1 = conv2) with a few biases of magnitude ~2^25 (those kernels always
+    clamp to 0 or 127): its accumulator bound exceeds float32's 24 exact bits, so conv1 in the batched
+    numba kernels must take its float64 path, and the C kernels' float32 version must not run conv2."""
     model = random_model(seed)
-    bias = model.layers[0].bias.astype(np.int64)
-    bias[:4] = -(1 << 25) + 7
-    bias[4:8] = (1 << 25) - 3
-    model = replace_layer(model, 0, bias=bias.astype(np.int32))
-    return model_from_bytes(model_to_bytes(model))
-
-
-def wide_conv2_accumulator_model(seed: int = 17) -> SparseModel:
-    """conv2 (not conv1) with a few biases of magnitude ~2^25: the C kernels' float32 version must not run it."""
-    model = random_model(seed)
-    bias = model.layers[1].bias.astype(np.int64)
-    bias[:2] = -(1 << 25) + 11
-    bias[2:4] = (1 << 25) - 5
-    model = replace_layer(model, 1, bias=bias.astype(np.int32))
+    bias = model.layers[layer].bias.astype(np.int64)
+    n = 4 if layer == 0 else 2
+    bias[:n] = -(1 << 25) + low
+    bias[n:2 * n] = (1 << 25) - high
+    model = replace_layer(model, layer, bias=bias.astype(np.int32))
     return model_from_bytes(model_to_bytes(model))
 
 
@@ -106,7 +98,7 @@ MODEL_MAKERS = {
     "random0": lambda: random_model(0), "random1": lambda: random_model(1), "random2": lambda: random_model(2),
     "tiny_ties": tiny_model, "saturating": saturating_model, "quiet": quiet_model, "wide_conv1": wide_conv1_model,
     "wider_conv1": lambda: wide_conv1_model(15, n_pack=2), "wide_acc": wide_accumulator_model,
-    "wide_acc2": wide_conv2_accumulator_model,
+    "wide_acc2": lambda: wide_accumulator_model(1, seed=17, low=11, high=5),
 }
 # The package's own build (make test: pip install -e .) compiles the C kernels wherever a C compiler
 # exists, so only a machine without one may skip their tests; a missing build elsewhere fails them.
