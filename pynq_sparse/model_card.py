@@ -139,6 +139,16 @@ def render(model: SparseModel, res: dict[str, Any], train_report: dict[str, Any]
             best = max(h["val_acc"] for h in train_report.get("sparse_int8", {}).get("history", [{"val_acc": 0}]))
             L.append(f"The shipped model was chosen on the validation split (best quantisation-aware validation "
                      f"accuracy {best:.4f}); the test split was only read to report it.")
+            epochs = cfg.get("epochs") or 0                 # runs of the same recipe length: seeds / distillation
+            runs = [(p["best_val_acc"], p["golden_test_acc"]) for p in train_report["previous_sparse_runs"]
+                    if p.get("best_val_acc") is not None and p.get("config", {}).get("epochs", 0) >= 0.6 * epochs]
+            runs.append((best, train_report.get("sparse_int8", {}).get("golden_test_acc", float("nan"))))
+            if len(runs) > 1:
+                vals, tests = zip(*runs)
+                L.append(f"The {len(runs)} runs of at least {round(0.6 * epochs)} float epochs span validation "
+                         f"{min(vals):.4f}-{max(vals):.4f} and test {min(tests):.4f}-{max(tests):.4f}; one clip is "
+                         f"{1 / train_report.get('n_test', 294):.2%} of the test split, so the run with the best "
+                         "validation need not be the best on test (seed noise is as large as these differences).")
     L += ["", "## Limits", "",
           "The dev folder is small (a few thousand real clips); accuracy on other speakers, microphones and "
           "rooms will differ. The MLPerf Tiny keyword-spotting target is 90% top-1; compare the figures above "

@@ -108,12 +108,13 @@ class KeywordSpotter:
                 if device is None:
                     raise DeviceError("backend='fpga': no PYNQ board found (try backend='emulated')")
             self.overlay = SparseKwsOverlay(board=board, device=device, model=self.model, batch_size=batch_size)
-            copies = self.overlay.n_copies
+            n = self.overlay.n_copies
+            copies = f"{n} cop{'y' if n == 1 else 'ies'}"
             if kind == "emulated":
                 engine = self.overlay.device.core_model(0).compute_backend
-                self.backend_name = f"emulated ({self.overlay.board}, {copies} copies, {engine} compute)"
+                self.backend_name = f"emulated ({self.overlay.board}, {copies}, {engine} compute)"
             else:
-                self.backend_name = f"fpga ({self.overlay.board}, {copies} copies)"
+                self.backend_name = f"fpga ({self.overlay.board}, {copies})"
         else:
             from .backends import get_backend
             self._cpu = get_backend(kind, self.model)
