@@ -14,7 +14,7 @@ Usage::
 
     from pynq_sparse.spotter import KeywordSpotter, StreamingDetector
     spotter = KeywordSpotter()                    # shipped model; FPGA if present, else emulated
-    print(spotter.backend_name)                   # e.g. "emulated (ultra96v2, 2 copies, cpu compute)"
+    print(spotter.backend_name)                   # e.g. "emulated (ultra96v2, 1 copy, cpu compute)"
     result = spotter.classify("yes.wav")          # path, bytes, or array (+ sample_rate)
     print(result.label, result.confidence, result.top_k)
     detector = StreamingDetector(spotter, hop_s=0.1, threshold=0.7)

@@ -37,7 +37,8 @@ def expected(model, words):
 
 @pytest.fixture(scope="module")
 def overlay(model):
-    return SparseKwsOverlay(device=EmulatedDevice("ultra96v2"), model=model, batch_size=4, timeout_s=TIMEOUT)
+    """The ZCU104 design: one DMA engine, 2 copies (a fault can hit one copy of the round robin)."""
+    return SparseKwsOverlay(device=EmulatedDevice("zcu104"), model=model, batch_size=4, timeout_s=TIMEOUT)
 
 
 FAULTS = [

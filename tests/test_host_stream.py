@@ -190,7 +190,7 @@ def test_host_bench_runs(tmp_path, model):
                               "--repeats", "1", "--out", str(out)])
     assert bench.run(args) == 0
     text = out.read_text()
-    assert "Host path, compute off" in text and "| ultra96v2 | 1 | 2 | 64 |" in text and "End to end" in text
+    assert "Host path, compute off" in text and "| ultra96v2 | 1 | 1 | 64 |" in text and "End to end" in text
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ def test_sk_loader_icarus():
 FC_LAYER_CONFIGS = {
     "small_lanes4_pp": (dict(FAN_IN=96, OUT_C=45, N_PACK=5, LANES=4, PINGPONG=1, FINAL=0), 6, None),
     "small_lanes1": (dict(FAN_IN=64, OUT_C=24, N_PACK=3, LANES=1, PINGPONG=0, FINAL=0), 4, None),
+    "small_lanes2": (dict(FAN_IN=96, OUT_C=45, N_PACK=5, LANES=2, PINGPONG=0, FINAL=0), 4, None),   # fc1 of "small"
     "final_pp": (dict(FAN_IN=150, OUT_C=12, N_PACK=1, LANES=1, PINGPONG=1, FINAL=1), 5, None),
     "fc1_size": (dict(FAN_IN=1600, OUT_C=1500, N_PACK=25, LANES=8, PINGPONG=1, FINAL=0), 3, 520),
     "fc2_size": (dict(FAN_IN=1500, OUT_C=12, N_PACK=1, LANES=1, PINGPONG=1, FINAL=1), 3, 250),
@@ -69,12 +70,13 @@ def test_sk_fc_icarus(cfg):
                tag="_" + cfg, extra_env=env)
 
 
-@pytest.mark.parametrize("phases", [1, 2])
-def test_sk_conv2_verilator(phases):
-    """conv2 engine (one winner per PHASES cycles): random models, ties, second model, real words vs golden_trace."""
+@pytest.mark.parametrize("phases,bram", [(1, 0), (2, 0), (2, 1)], ids=["p1", "p2", "p2_bram"])
+def test_sk_conv2_verilator(phases, bram):
+    """conv2 engine (one winner per PHASES cycles): random models, ties, second model, real words vs golden_trace.
+    bram 1: weights and readout copies in block RAM (WBRAM = RBRAM = 1, the small configuration)."""
     from test_sk_conv2 import run
-    run(phases, n_clips=8,
-        measure_out=SIM_BUILD / ("conv2_interval.json" if phases == 1 else f"conv2_interval_p{phases}.json"))
+    name = "conv2_interval" + ("" if phases == 1 else f"_p{phases}") + ("_bram" if bram else "")
+    run(phases, n_clips=8, measure_out=SIM_BUILD / f"{name}.json", wbram=bram, rbram=bram)
 
 
 def test_sk_core_verilator():
@@ -87,10 +89,17 @@ def test_sk_core_verilator():
 
 def test_sk_core_small_verilator():
     """The small configuration of one copy (common.CORE_CONFIGS["small"]: CONV1_PHASES 4, CONV2_PHASES 2,
-    FC1_LANES 2, CONV2_WBRAM 1): random-model
+    FC1_LANES 2, FC1_PINGPONG 0, CONV2_WBRAM 1, CONV2_RBRAM 1): random-model
     words with per-layer winner checks, then 8 real clips, all bit-exact."""
     from test_sk_core import run
     run("small", n_words=3, n_clips=min(8, int(N_CLIPS)), clips_out=SIM_BUILD / "clips_core_small.json")
+
+
+def test_sk_core_small_lowbram_verilator():
+    """The small_lowbram configuration (CORE_CONFIGS: "small" with conv2's readout copies in LUT RAM): random-model
+    words with per-layer winner checks, then 8 real clips, all bit-exact."""
+    from test_sk_core import run
+    run("small_lowbram", n_words=3, n_clips=min(8, int(N_CLIPS)), clips_out=SIM_BUILD / "clips_core_small_lowbram.json")
 
 
 def test_sk_top_n3_verilator():

@@ -35,7 +35,7 @@ def cpu(model):
 
 
 def test_backend_is_named(emulated, cpu):
-    assert emulated.backend_name.startswith("emulated (ultra96v2, 2 copies, ")
+    assert emulated.backend_name.startswith("emulated (ultra96v2, 1 copy, ")
     assert emulated.overlay is not None and emulated.overlay.is_emulated
     assert cpu.backend_name == "cpu" and cpu.overlay is None
     with pytest.raises(ValueError, match="unknown backend"):

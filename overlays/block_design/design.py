@@ -63,11 +63,16 @@ SG_LENGTH_WIDTH = 26            # transfer length bits: up to 64 MB - 1 per tran
 
 # Engine configurations of one network copy: sk_core parameters over its defaults. "fast" is
 # sk_core as written (~1,600 cycles/word); "small" halves the multipliers of both conv engines,
-# narrows fc1's readout and keeps conv2's weights in block RAM (~3,100 cycles/word, fewer LUTs).
+# narrows fc1's readout, gives fc1 one accumulator buffer and keeps conv2's weights and readout
+# copies in block RAM (~3,100 cycles/word, fewer LUTs, more BRAM: the LUT-bound ZU3EG);
+# "small_lowbram" is "small" with conv2's readout copies in LUT RAM (2.5k LUT more, 40 BRAM36
+# less: the BRAM-bound ZCU104).
 # The RTL testbenches and overlays/scripts/reports.py read them from here.
 CORE_CONFIGS = {
     "fast": {},
-    "small": {"CONV1_PHASES": 4, "CONV2_PHASES": 2, "FC1_LANES": 2, "CONV2_WBRAM": 1},
+    "small": {"CONV1_PHASES": 4, "CONV2_PHASES": 2, "FC1_LANES": 2, "FC1_PINGPONG": 0, "CONV2_WBRAM": 1,
+              "CONV2_RBRAM": 1},
+    "small_lowbram": {"CONV1_PHASES": 4, "CONV2_PHASES": 2, "FC1_LANES": 2, "FC1_PINGPONG": 0, "CONV2_WBRAM": 1},
 }
 
 
@@ -202,14 +207,17 @@ def _finish(design: dict) -> dict:
 
 
 BOARDS = {
-    # Ultra96-V2, ZU3EG: 2 copies (the brief's model: ~50k words/s per copy, ~100k for the chip)
-    "ultra96v2": lambda: _zynq_us_board("ultra96v2", "xczu3eg-sbva484-1-i", 8, 2, 50_000),
-    # ZCU104, XCZU7EV: 3.3x the LUTs and 4.8x the DSPs of the ZU3EG; 6 copies
-    "zcu104": lambda: _zynq_us_board("zcu104", "xczu7ev-ffvc1156-2-e", 8, 6, 50_000),
-    # KV260, K26 SOM (XCK26): 1.7x the LUTs of the ZU3EG; 3 copies; the fast engines (one fast copy
-    # models more words/s than one small one, overlays/reports/report.md)
-    "kv260": lambda: _zynq_us_board("kv260", "xck26-sfvc784-2LV-c", 8, 3, 50_000, config="fast"),
-    # Alveo U250: 20 copies, 5 per SLR, one DMA engine per SLR
+    # Ultra96-V2, ZU3EG: 1 copy of the small configuration (the report: one fits 80 % of the LUTs, two
+    # do not; the brief's model: ~50k words/s per copy)
+    "ultra96v2": lambda: _zynq_us_board("ultra96v2", "xczu3eg-sbva484-1-i", 8, 1, 50_000),
+    # ZCU104, XCZU7EV: 3.3x the LUTs and 4.8x the DSPs of the ZU3EG, but only 1.4x its block RAM:
+    # 2 copies of small_lowbram (BRAM-bound: the configuration and count the report gives it)
+    "zcu104": lambda: _zynq_us_board("zcu104", "xczu7ev-ffvc1156-2-e", 8, 2, 50_000, config="small_lowbram"),
+    # KV260, K26 SOM (XCK26): 1.7x the LUTs of the ZU3EG; 1 copy of the fast engines (one fast copy
+    # models more words/s than small ones, overlays/reports/report.md)
+    "kv260": lambda: _zynq_us_board("kv260", "xck26-sfvc784-2LV-c", 8, 1, 50_000, config="fast"),
+    # Alveo U250: 20 copies, 5 per SLR, one DMA engine per SLR (the issue's configuration; the
+    # report's yosys estimate fits 14 at 80 %: Vivado's own utilisation decides on a real build)
     "u250": _u250,
 }
 DEFAULT_BOARD = "ultra96v2"

@@ -58,7 +58,8 @@ module sk_conv2 #(
     parameter LAYER_ID = 1,    // position of this layer in the weight image
     parameter ACC_W    = 26,   // accumulator bits (>= acc_bits of the model, 26 always safe)
     parameter PHASES   = 1,    // cycles per winner: 1 (8 groups a cycle) or 2 (groups 0-3, then 4-7)
-    parameter WBRAM    = 0     // 1: weights in block RAM (4 entries of 18 bits per 72-bit word) instead of LUT RAM
+    parameter WBRAM    = 0,    // 1: weights in block RAM (4 entries of 18 bits per 72-bit word) instead of LUT RAM
+    parameter RBRAM    = 0     // 1: the readout copies R in block RAM (5 x NL memories of ACC_N x 5*ACC_W bits)
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -92,7 +93,7 @@ localparam NBG   = NB * NL;
 localparam AW    = (PHASES == 2) ? 6 : 5;   // accumulator address {phase, owner, qy, qx}
 localparam ACC_N = 32 * PHASES;             // accumulator entries per bank memory
 localparam WAW   = (PHASES == 2) ? 7 : 6;   // weight address {phase, ci}
-localparam RC_END = 400 * PHASES + NL + 4;  // readout cycle when the last lane's value is requantised
+localparam RC_END = 400 * PHASES + NL + 4 + RBRAM;  // readout cycle when the last lane's value is requantised
 
 initial begin
     if (PHASES != 1 && PHASES != 2) begin
@@ -399,19 +400,20 @@ wire [NBG*ACC_W-1:0] roq_flat;      // readout-copy data, index b*NL + l
 
 // ---------------------------------------------------------------- accumulator memories
 // one S and one R memory per bank and column l: group l + NL*phase at {phase, owner, qy, qx}
+wire [NBG*ACC_W-1:0] sq_flat;       // S read data (the copy's source), index b*NL + l
 generate
 for (b = 0; b < NB; b = b + 1) begin : acc_bank
     for (g = 0; g < NL; g = g + 1) begin : acc_grp
         // S: the scatter's accumulators (one read-modify-write port); R: the readout copy, written
         // only by the S -> R copy (which also clears S), read only by the readout lane
         reg [ACC_W-1:0] sm [0:ACC_N-1];
-        reg [ACC_W-1:0] rm [0:ACC_N-1];
         wire [5:0] sc_a6 = {b_ph_reg, b_addr_reg[(b*NL+g)*5 +: 5]};
         wire [AW-1:0] sc_a = sc_a6[AW-1:0];
         wire [AW-1:0] ro_a = ro_addr_flat[(g*NB+b)*6 +: AW];
         wire [AW-1:0] sa = cp_active ? clr_reg[AW-1:0] : sc_a;
         wire       swe = cp_active || b_valid_reg[b];
         wire [ACC_W-1:0] sq = sm[sa];
+        assign sq_flat[(b*NL+g)*ACC_W +: ACC_W] = sq;
         // S and R hold T = acc - 1, so the copy clears S to T = -1 through the adder itself
         // (P is 0 while the pipeline is empty): sd = p + T + pc normally, p - 1 + pc = -1 in the
         // copy; written as p - (~T & m) - 1 (+ pc), which maps to one LUT per bit on the carry chain.
@@ -432,7 +434,10 @@ for (b = 0; b < NB; b = b + 1) begin : acc_bank
                 sm[sa] <= sd;
             end
         end
-        if (PHASES == 2) begin : r1p
+        if (RBRAM) begin : rbb
+            // R in block RAM (rbram below)
+        end else if (PHASES == 2) begin : r1p
+            reg [ACC_W-1:0] rm [0:ACC_N-1];
             // the copy (RO_IDLE) and the readout never overlap: one address, a single-port memory
             // (64 deep: RAM64X1S, 64 bits per LUT, instead of 56 for a 64 x 7 simple dual port)
             wire [AW-1:0] ra = cp_active ? clr_reg[AW-1:0] : ro_a;
@@ -443,12 +448,39 @@ for (b = 0; b < NB; b = b + 1) begin : acc_bank
             end
             assign roq_flat[(b*NL+g)*ACC_W +: ACC_W] = rm[ra];
         end else begin : r2p
+            reg [ACC_W-1:0] rm [0:ACC_N-1];
             always @(posedge clk) begin
                 if (cp_active) begin
                     rm[clr_reg[AW-1:0]] <= sq;
                 end
             end
             assign roq_flat[(b*NL+g)*ACC_W +: ACC_W] = rm[ro_a];
+        end
+    end
+end
+endgenerate
+
+// RBRAM = 1: R in block RAM, one memory per lane l and row residue rr (the 5 banks of a row residue
+// are read at the same address by a lane: 64 words of 5 x ACC_W bits), registered read: the lane
+// logic below sees the data one cycle after the address (RBRAM delays it by one cycle)
+generate
+if (RBRAM) begin : rbram
+    for (g = 0; g < NL; g = g + 1) begin : rl
+        for (r = 0; r < 5; r = r + 1) begin : rr
+            (* ram_style = "block" *) reg [5*ACC_W-1:0] rbm [0:ACC_N-1];
+            reg [5*ACC_W-1:0] rbq_reg = 0;
+            wire [5*ACC_W-1:0] wd;
+            wire [AW-1:0] ro_a = ro_addr_flat[(g*NB+r*5)*6 +: AW];
+            for (e = 0; e < 5; e = e + 1) begin : col
+                assign wd[e*ACC_W +: ACC_W] = sq_flat[((r*5+e)*NL+g)*ACC_W +: ACC_W];
+                assign roq_flat[((r*5+e)*NL+g)*ACC_W +: ACC_W] = rbq_reg[e*ACC_W +: ACC_W];
+            end
+            always @(posedge clk) begin
+                if (cp_active) begin
+                    rbm[clr_reg[AW-1:0]] <= wd;
+                end
+                rbq_reg <= rbm[ro_a];
+            end
         end
     end
 end
@@ -492,6 +524,20 @@ for (g = 0; g < NL; g = g + 1) begin : lane
         assign hy1[r] = (ry1 == r);
         assign hxp[r] = (rxp == r);
     end
+    // RBRAM: R is read one cycle after its address, so everything behind the read is one cycle later
+    reg  [4:0] hy0_d = 0, hy1_d = 0, hxp_d = 0;
+    reg        v_d = 1'b0, ph_d = 1'b0, q_d = 1'b0;
+    reg  [2:0] s_d = 0;
+    reg  [7:0] t_d = 0;
+    always @(posedge clk) begin
+        hy0_d <= hy0;  hy1_d <= hy1;  hxp_d <= hxp;
+        v_d <= v;  ph_d <= ph;  q_d <= q;  s_d <= s;  t_d <= ln_t[g*8 +: 8];
+        if (rst) v_d <= 1'b0;
+    end
+    wire [4:0] hy0u = RBRAM ? hy0_d : hy0, hy1u = RBRAM ? hy1_d : hy1, hxpu = RBRAM ? hxp_d : hxp;
+    wire       vu = RBRAM ? v_d : v, phu = RBRAM ? ph_d : ph, qu = RBRAM ? q_d : q;
+    wire [2:0] su = RBRAM ? s_d : s;
+    wire [7:0] tu = RBRAM ? t_d : ln_t[g*8 +: 8];
     reg [5*ACC_W-1:0] cx;          // per row residue: the bank of column rxp
     reg [ACC_W-1:0]   q0, q1;
     integer bi, ci;
@@ -499,13 +545,13 @@ for (g = 0; g < NL; g = g + 1) begin : lane
         cx = 0;
         for (bi = 0; bi < NB; bi = bi + 1) begin
             cx[(bi/5)*ACC_W +: ACC_W] = cx[(bi/5)*ACC_W +: ACC_W]
-                | (roq_flat[(bi*NL+g)*ACC_W +: ACC_W] & {ACC_W{hxp[bi%5]}});
+                | (roq_flat[(bi*NL+g)*ACC_W +: ACC_W] & {ACC_W{hxpu[bi%5]}});
         end
         q0 = 0;
         q1 = 0;
         for (ci = 0; ci < 5; ci = ci + 1) begin
-            q0 = q0 | (cx[ci*ACC_W +: ACC_W] & {ACC_W{hy0[ci]}});
-            q1 = q1 | (cx[ci*ACC_W +: ACC_W] & {ACC_W{hy1[ci]}});
+            q0 = q0 | (cx[ci*ACC_W +: ACC_W] & {ACC_W{hy0u[ci]}});
+            q1 = q1 | (cx[ci*ACC_W +: ACC_W] & {ACC_W{hy1u[ci]}});
         end
     end
     wire signed [ACC_W-1:0] pmax = smax(q0, q1);
@@ -526,9 +572,9 @@ for (g = 0; g < NL; g = g + 1) begin : lane
     // kernel o = ld_addr[5:0] belongs to group o / 8: this lane when (o / 8) mod NL == g
     wire       ld_lane = (PHASES == 2) ? (ld_addr[4:3] == g) : (ld_addr[5:3] == g);
     wire [3:0] ld_pa4 = {ld_addr[5], ld_addr[2:0]};
-    wire [3:0] rd_pa4 = {q, s};
+    wire [3:0] rd_pa4 = {qu, su};
     wire [3:0] ld_pa = (PHASES == 2) ? ld_pa4 : {1'b0, ld_addr[2:0]};
-    wire [3:0] rd_pa = (PHASES == 2) ? rd_pa4 : {1'b0, s};
+    wire [3:0] rd_pa = (PHASES == 2) ? rd_pa4 : {1'b0, su};
     always @(posedge clk) begin
         if (ld_here && ld_lane && ld_sel == 3'd1) bias_mem[ld_pa[PHASES+1:0]] <= ld_data;
         if (ld_here && ld_lane && ld_sel == 3'd2) mult_mem[ld_pa[PHASES+1:0]] <= ld_data[15:0];
@@ -546,10 +592,10 @@ for (g = 0; g < NL; g = g + 1) begin : lane
     reg [7:0]  r1_t_reg = 0, r2_t_reg = 0, r3_t_reg = 0, r4_t_reg = 0, r5_t_reg = 0;
     reg        r1_q_reg = 0, r2_q_reg = 0, r3_q_reg = 0, r4_q_reg = 0, r5_q_reg = 0;
     always @(posedge clk) begin
-        r1_v_reg     <= v && ph;
+        r1_v_reg     <= vu && phu;
         r1_pool_reg  <= pool;
-        r1_t_reg     <= ln_t[g*8 +: 8];
-        r1_q_reg     <= q;
+        r1_t_reg     <= tu;
+        r1_q_reg     <= qu;
         r2_v_reg     <= r1_v_reg;
         r2_acc_reg   <= {{(32-ACC_W){r1_pool_reg[ACC_W-1]}}, r1_pool_reg} + $signed(bias_q_reg) + 32'sd1;  // T + 1
         r2_mult_reg  <= mult_q_reg;

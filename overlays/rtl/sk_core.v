@@ -15,7 +15,9 @@ module sk_core #(
     parameter CONV1_PHASES  = 2,     // sk_conv1 cycles per conv position: 1, 2 or 4
     parameter CONV2_PHASES  = 1,     // sk_conv2 cycles per winner: 1 or 2
     parameter FC1_LANES     = 8,     // sk_fc (fc1) readout lanes: 1, 2, 4 or 8
-    parameter CONV2_WBRAM   = 0      // 1: sk_conv2's weights in block RAM (PHASES 2: 25 RAMB36 for ~4.6k LUT)
+    parameter CONV2_WBRAM   = 0,     // 1: sk_conv2's weights in block RAM (PHASES 2: 25 RAMB36 for ~4.6k LUT)
+    parameter CONV2_RBRAM   = 0,     // 1: sk_conv2's readout copies in block RAM (PHASES 2: 40 BRAM36 for ~2.6k LUT)
+    parameter FC1_PINGPONG  = 1      // 0: one accumulator buffer in fc1 (its scatter waits for its back end: ~4k LUT less)
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -71,7 +73,7 @@ sk_fifo #(.WIDTH(46), .DEPTH(L1_FIFO_DEPTH), .AFULL_SLACK(4)) fifo1_inst (
 
 // conv2: dedicated engine (sk_conv2.v): one winner per CONV2_PHASES cycles, 25 taps x 8 / CONV2_PHASES
 // packed kernels in parallel
-sk_conv2 #(.LAYER_ID(1), .ACC_W(26), .PHASES(CONV2_PHASES), .WBRAM(CONV2_WBRAM)) conv2_inst (
+sk_conv2 #(.LAYER_ID(1), .ACC_W(26), .PHASES(CONV2_PHASES), .WBRAM(CONV2_WBRAM), .RBRAM(CONV2_RBRAM)) conv2_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w1_q), .s_valid(w1_valid), .s_ready(w1_ready),
@@ -85,7 +87,7 @@ sk_fifo #(.WIDTH(46), .DEPTH(L2_FIFO_DEPTH), .AFULL_SLACK(4)) fifo2_inst (
 );
 
 sk_fc #(.LAYER_ID(2), .FAN_IN(1600), .OUT_C(1500), .N_PACK(25), .FINAL(0), .ACC_W(26), .LANES(FC1_LANES),
-        .PINGPONG(1)) fc1_inst (
+        .PINGPONG(FC1_PINGPONG)) fc1_inst (
     .clk(clk), .rst(rst),
     .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr), .ld_data(ld_data),
     .s_data(w2_q), .s_valid(w2_valid), .s_ready(w2_ready),

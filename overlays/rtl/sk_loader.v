@@ -87,10 +87,16 @@ function [31:0] crc32_word(input [31:0] crc, input [31:0] d);
     end
 endfunction
 
-wire [31:0] cur_groups = n_groups(layer_reg);
-wire [31:0] cur_fan = hdr(layer_reg, 7);
-wire [31:0] cur_entries = n_entries(layer_reg);
-wire [31:0] cur_out = hdr(layer_reg, 4);
+// per-layer shape constants, selected by layer_reg (4:1 muxes of constants: a function of layer_reg
+// evaluated at run time would build a divider, a multiplier and a shifter over HDR)
+localparam [127:0] FANS = {hdr(3, 7), hdr(2, 7), hdr(1, 7), hdr(0, 7)};
+localparam [127:0] ENTS = {n_entries(3), n_entries(2), n_entries(1), n_entries(0)};
+localparam [127:0] OUTS = {hdr(3, 4), hdr(2, 4), hdr(1, 4), hdr(0, 4)};
+wire [31:0] cur_fan = FANS[layer_reg*32 +: 32];
+wire [31:0] cur_entries = ENTS[layer_reg*32 +: 32];
+wire [31:0] cur_out = OUTS[layer_reg*32 +: 32];
+wire [4:0]  cur_hi = {layer_reg, pos_reg[2:0]};          // header word pos_reg (< 8 in SEG_LHDR)
+wire [31:0] cur_hdr = HDR[cur_hi*32 +: 32];
 
 always @(posedge clk) begin
     ld_we <= 1'b0;
@@ -122,7 +128,7 @@ always @(posedge clk) begin
                 if (pos_reg == 6) begin
                     pend_reg <= 1'b1;          // k: write it to the layer
                     nsub_reg <= 1;
-                end else if (s_word != hdr(layer_reg, pos_reg)) begin
+                end else if (s_word != cur_hdr) begin
                     bad_reg <= 1'b1;
                 end
                 pos_reg <= pos_reg + 1;

@@ -14,7 +14,9 @@ module sk_top #(
     parameter CONV1_PHASES  = 2,    // engine sizes of every copy (sk_core; 4 / 2 / 2 = the small ZU3EG-sized core)
     parameter CONV2_PHASES  = 1,
     parameter FC1_LANES     = 8,
-    parameter CONV2_WBRAM   = 0
+    parameter CONV2_WBRAM   = 0,
+    parameter CONV2_RBRAM   = 0,
+    parameter FC1_PINGPONG  = 1
 ) (
     input  wire        clk,
     input  wire        rst,          // synchronous, active high
@@ -162,7 +164,8 @@ for (i = 0; i < N_COPIES; i = i + 1) begin : copy
     );
     assign fifo_nonempty[i] = q_valid || cnt != 0;
     sk_core #(.RES_DEPTH(RES_DEPTH), .CONV1_PHASES(CONV1_PHASES), .CONV2_PHASES(CONV2_PHASES),
-              .FC1_LANES(FC1_LANES), .CONV2_WBRAM(CONV2_WBRAM)) core_inst (
+              .FC1_LANES(FC1_LANES), .CONV2_WBRAM(CONV2_WBRAM), .CONV2_RBRAM(CONV2_RBRAM),
+              .FC1_PINGPONG(FC1_PINGPONG)) core_inst (
         .clk(clk), .rst(dp_rst),
         .ld_we(ld_we), .ld_layer(ld_layer), .ld_sel(ld_sel), .ld_group(ld_group), .ld_addr(ld_addr),
         .ld_data(ld_data),

@@ -9,7 +9,9 @@ module sparse_kws #(
     parameter CONV1_PHASES  = 2,    // engine sizes of every copy (sk_core; the block design's CORE_CONFIGS)
     parameter CONV2_PHASES  = 1,
     parameter FC1_LANES     = 8,
-    parameter CONV2_WBRAM   = 0
+    parameter CONV2_WBRAM   = 0,
+    parameter CONV2_RBRAM   = 0,
+    parameter FC1_PINGPONG  = 1
 ) (
     input  wire        aclk,
     input  wire        aresetn,     // active low, synchronous
@@ -47,7 +49,7 @@ module sparse_kws #(
 
 sk_top #(.N_COPIES(N_COPIES), .IN_FIFO_DEPTH(IN_FIFO_DEPTH), .RES_DEPTH(RES_DEPTH),
         .CONV1_PHASES(CONV1_PHASES), .CONV2_PHASES(CONV2_PHASES), .FC1_LANES(FC1_LANES),
-        .CONV2_WBRAM(CONV2_WBRAM)) top_inst (
+        .CONV2_WBRAM(CONV2_WBRAM), .CONV2_RBRAM(CONV2_RBRAM), .FC1_PINGPONG(FC1_PINGPONG)) top_inst (
     .clk(aclk), .rst(!aresetn),
     .s_axil_awaddr(s_axi_control_awaddr), .s_axil_awprot(s_axi_control_awprot),
     .s_axil_awvalid(s_axi_control_awvalid), .s_axil_awready(s_axi_control_awready),

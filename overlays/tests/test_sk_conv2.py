@@ -259,13 +259,14 @@ async def test_conv2_measure(dut):
                    "interval_minus_phases_x_winners": interval - PHASES * float(np.mean(nin[half:]))}, open(out, "w"), indent=1)
 
 
-def run(phases: int = 1, n_clips: int = 8, measure_out: str | None = None, wbram: int = 0):
-    """Build sk_conv2 with PHASES = `phases`, WBRAM = `wbram` (Verilator) and run every test above."""
+def run(phases: int = 1, n_clips: int = 8, measure_out: str | None = None, wbram: int = 0, rbram: int = 0):
+    """Build sk_conv2 with PHASES = `phases`, WBRAM = `wbram`, RBRAM = `rbram` (Verilator) and run every test above."""
     from common import SIM_BUILD, run_cocotb
     SIM_BUILD.mkdir(parents=True, exist_ok=True)
     env = {"SK_N_CLIPS": str(n_clips), "SK_CONV2_PHASES": str(phases)}
     if measure_out:
         env["SK_MEASURE_OUT"] = str(measure_out)
     return run_cocotb("sk_conv2", ["sk_requant.v", "sk_conv2.v"], "test_sk_conv2", sim="verilator",
-                      parameters={"PHASES": phases, "WBRAM": wbram},
-                      tag=("" if phases == 1 else f"_p{phases}") + ("_wbram" if wbram else ""), extra_env=env)
+                      parameters={"PHASES": phases, "WBRAM": wbram, "RBRAM": rbram},
+                      tag=("" if phases == 1 else f"_p{phases}") + ("_wbram" if wbram else "")
+                      + ("_rbram" if rbram else ""), extra_env=env)

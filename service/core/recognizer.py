@@ -28,7 +28,7 @@ class Recognizer(Protocol):
     """What the service needs from a keyword spotter."""
 
     model: SparseModel          # labels, model_id, layers (for /v1/model) and score_scale
-    backend_name: str           # which backend computes the scores (e.g. "emulated (ultra96v2, 2 copies, ...)")
+    backend_name: str           # which backend computes the scores (e.g. "emulated (ultra96v2, 1 copy, ...)")
 
     def words(self, clips: np.ndarray) -> np.ndarray:
         """int8 words [B, 32, 32] of float32 clips [B, 16000] at 16 kHz (thread-safe)."""
