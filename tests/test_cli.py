@@ -18,6 +18,12 @@ from pynq_sparse.model_file import load_model
 CLI = [sys.executable, "-m", "pynq_sparse.cli"]
 
 
+def golden_labels(files) -> list[str]:
+    """The golden model's labels of audio files, computed in-process (independently of the CLI)."""
+    model = load_model()
+    return [model.labels[i] for i in predict(golden_scores(model, words_from_audio(files)))]
+
+
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     res = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=600)
     if check:
@@ -42,10 +48,7 @@ def test_classify_bundled_samples_prints_a_label_per_file():
         m = re.fullmatch(re.escape(f) + r": (\S+) \((0\.\d{3}|1\.000)\)", line)
         assert m, line
         labels.append(m.group(1))
-    # the CLI prints exactly the golden model's answer (computed here in-process, independently)
-    model = load_model()
-    words = words_from_audio(files)
-    assert labels == [model.labels[i] for i in predict(golden_scores(model, words))]
+    assert labels == golden_labels(files)                        # exactly the golden model's answer
     # and that answer is sensible on these test-split clips (the model card measures the accuracy:
     # ~85 %; 6 of 12 is far above chance, 1 in 12, and below it only with probability < 0.1 %)
     truth = [sample_label(Path(f).name) for f in files]
@@ -112,8 +115,7 @@ def test_run_classifies_the_bundled_clips_on_the_emulated_overlay():
     assert len([line for line in out if " -> " in line]) == 12
     # the emulated overlay's labels are the golden model's, and the summary line counts them right
     files = sorted(SAMPLES_DIR.glob("*.wav"))
-    model = load_model()
-    expected = [model.labels[i] for i in predict(golden_scores(model, words_from_audio(files)))]
+    expected = golden_labels(files)
     printed = {line.split(" -> ")[0].strip(): line.split(" -> ")[1].split()[0] for line in out if " -> " in line}
     assert [printed[f.name] for f in files] == expected
     correct = sum(label == sample_label(f.name) for f, label in zip(files, expected))

@@ -140,9 +140,10 @@ def test_block_design_uses_the_reported_configuration(summary):
     from pynq_sparse.overlays.block_design import load_design, total_copies
     names = {"ultra96v2": "ZU3EG (Ultra96-V2)", "zcu104": "ZCU104 (XCZU7EV)", "kv260": "KV260 (K26)", "u250": "U250"}
     for board, name in names.items():
-        core = load_design(board)["cores"][0]
+        design = load_design(board)
+        core = design["cores"][0]
         assert core["parameters"] == reports.CONFIGS[core["config"]], board
         if summary["copies_fit"][name] > 0 and "board_configuration" in summary:
             assert core["config"] == summary["board_configuration"][name], board
             if board != "u250":
-                assert total_copies(load_design(board)) == summary["copies_fit"][name], board
+                assert total_copies(design) == summary["copies_fit"][name], board
